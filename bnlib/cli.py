@@ -1,0 +1,88 @@
+"""``python -m bnlib``: ``params`` prints Table 1, ``train`` trains (or finds) one run.
+
+Every config field is a flag of the same name (``bn_init`` -> ``--bn-init``). Bad input exits
+with status 2 and one line on stderr, before anything is written. The last line ``train``
+prints on stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from .config import ConfigError, RunConfig, all_fields
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, status 2, like every other bad input
+        sys.stderr.write(f"bnlib: error: {message}\n")
+        sys.exit(2)
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for f in all_fields():
+        # config.py uses postponed annotations, so f.type is the annotation's text
+        kind = {"bool": _boolean, "int": int, "float": float, "str": str}[str(f.type)]
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=f.default,
+                            metavar=f.name.upper(), help=f"{f.metadata['help']} (default: {f.default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bnlib", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("params", help="print Table 1: parameter counts of the paper's 13 networks")
+    train = commands.add_parser("train", help="train one network (or return its stored result)")
+    _add_config_flags(train)
+    train.add_argument("--runs-dir", default="runs", help="results store (default: runs)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    return parser
+
+
+def _params() -> int:
+    from .models import table1
+
+    rows = table1()
+    header = ("network", "D", "W", "batchnorm", "shortcut", "output", "total")
+    widths = [max(len(header[i]), *(len(f"{r[h]:,}" if isinstance(r[h], int) else str(r[h])) for r in rows))
+              for i, h in enumerate(header)]
+    print("  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths))))
+    for r in rows:
+        cells = [f"{r[h]:,}" if isinstance(r[h], int) else str(r[h]) for h in header]
+        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    values: dict[str, Any] = {f.name: getattr(args, f.name) for f in all_fields()}
+    config = RunConfig.from_flat(**values)
+
+    def report(row: dict[str, float]) -> None:
+        print(f"epoch {row['epoch']:>4}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f}  "
+              f"train acc {row['train_accuracy']:.2f}%  test acc {row['test_accuracy']:.2f}%  "
+              f"{row['images_per_s']:.0f} img/s", file=sys.stderr, flush=True)
+
+    result = train(config, args.runs_dir, progress=sys.stderr.isatty() and not args.no_progress, on_epoch=report)
+    print(json.dumps(result.to_dict()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _params() if args.command == "params" else _train(args)
+    except ConfigError as error:
+        sys.stderr.write(f"bnlib: error: {error}\n")
+        return 2

@@ -1,0 +1,86 @@
+"""Training modes: which parts of a network train and which stay at their random init.
+
+A mode is a comma-separated set of parts, e.g. ``bn,shortcut,output``. Parts are those of
+:func:`bnlib.models.parameter_parts` plus shorthands: ``bn`` (gamma and beta of every
+BatchNorm), ``all`` and ``none``. A part written with a leading ``-`` is removed, so Figure 1's
+"gamma and beta frozen at their initial values, everything else trained" is ``all,-bn``.
+
+The paper's modes:
+
+=============================  ===================
+paper                          ``trainable``
+=============================  ===================
+All                            ``all``
+None                           ``none``
+BN (gamma/beta/N)              ``bn``
+BN + shortcut + output         ``bn,shortcut,output``
+shortcut + output              ``shortcut,output``
+gamma/beta frozen (Figure 1)   ``all,-bn``
+gamma/N, beta/N (Appendix E)   ``gamma``, ``beta``
+=============================  ===================
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .config import ConfigError
+from .models import PARTS, parameter_parts
+
+SHORTHANDS = {"all": frozenset(PARTS), "none": frozenset(), "bn": frozenset({"gamma", "beta"})}
+VALID = tuple(SHORTHANDS) + PARTS
+
+# Named modes as the paper's figures label them, for chapters and plots.
+PAPER_MODES = {
+    "All": "all",
+    "None": "none",
+    "BN": "bn",
+    "BN+S+O": "bn,shortcut,output",
+    "S+O": "shortcut,output",
+    "gamma/beta frozen": "all,-bn",
+}
+
+
+def parse_trainable(spec: str) -> tuple[frozenset[str], frozenset[str]]:
+    """``"all,-bn"`` -> (parts included, parts removed), each a set of :data:`PARTS`."""
+    include: set[str] = set()
+    exclude: set[str] = set()
+    tokens = [t.strip().lower() for t in spec.split(",") if t.strip()]
+    if not tokens:
+        raise ConfigError(f"empty trainable {spec!r}: use none to train nothing")
+    for token in tokens:
+        target, name = (exclude, token[1:]) if token.startswith("-") else (include, token)
+        if name not in VALID:
+            raise ConfigError(f"unknown trainable part {name!r}: choose from {', '.join(VALID)}")
+        target.update(SHORTHANDS.get(name, {name}))
+    return frozenset(include), frozenset(exclude)
+
+
+def trainable_names(model: nn.Module, spec: str) -> list[str]:
+    """Names of the parameters that ``spec`` trains: in an included part and in no removed one."""
+    include, exclude = parse_trainable(spec)
+    return [name for name, parts in parameter_parts(model).items() if parts & include and not parts & exclude]
+
+
+def apply_trainable(model: nn.Module, spec: str) -> list[nn.Parameter]:
+    """Freeze every parameter outside ``spec`` (``requires_grad=False``, so no gradient is ever
+    computed for it) and return the trainable ones, the only ones the optimizer sees."""
+    names = set(trainable_names(model, spec))
+    params = []
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in names)
+        if name in names:
+            params.append(param)
+    return params
+
+
+def canonical(spec: str, model: nn.Module) -> str:
+    """A spelling-independent identity of a mode, for run addresses.
+
+    Every parameter has one of a few kinds of part sets (``{gamma}``, ``{gamma, shortcut}``,
+    ``{conv}``, ...); the sorted trainable kinds say exactly which tensors train, so
+    ``bn,shortcut,output`` and ``output,shortcut,gamma,bn`` address the same run.
+    """
+    include, exclude = parse_trainable(spec)
+    kinds = {parts for parts in parameter_parts(model).values() if parts & include and not parts & exclude}
+    return ",".join(sorted("+".join(sorted(kind)) for kind in kinds)) or "none"

@@ -1,0 +1,136 @@
+"""The results store: one folder per run, addressed by a hash of its config; plain files.
+
+A run folder ``<runs_dir>/<model>_<hash>/`` holds
+
+* ``config.json``   every config field, plus the data set's source and fingerprint;
+* ``metrics.csv``   one row per finished epoch: lr, train/test loss and accuracy, seconds, images/s;
+* ``checkpoint.pt`` the last finished epoch (model, optimizer, metrics), written atomically,
+  removed once the run is complete;
+* ``batchnorm.csv`` the final gamma and beta of every channel of every BatchNorm layer
+  (and its running mean and variance);
+* ``model.pt``      the final state dict, random features included;
+* ``result.json``   the completion marker, written last: status, final accuracy, hardware.
+
+The hash covers every field that changes what is computed, with the data set named by the
+fingerprint of its pixels (not its path) and the training mode by the tensors it trains.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import torch
+
+from .config import RunConfig, stable_hash
+
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+CHECKPOINT = "checkpoint.pt"
+BATCHNORM = "batchnorm.csv"
+MODEL = "model.pt"
+RESULT = "result.json"
+
+METRIC_COLUMNS = (
+    "epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "images_per_s",
+)
+
+
+def run_id(config: RunConfig, data_fingerprint: str, trainable_identity: str) -> str:
+    payload = config.hashed_fields()
+    payload["model"] = payload["model"].strip().lower()
+    payload["data"] = data_fingerprint
+    payload["trainable"] = trainable_identity
+    return stable_hash(payload)
+
+
+def run_dir(runs_dir: str | Path, config: RunConfig, data_fingerprint: str, trainable_identity: str) -> Path:
+    return Path(runs_dir) / f"{config.model.model.strip().lower()}_{run_id(config, data_fingerprint, trainable_identity)}"
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+def _atomic_write(path: Path, write) -> None:
+    """Write to a temporary sibling, flush it to disk, then rename: a reader (or a run
+    resumed after ``kill -9``) sees the old file or the new one, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    _atomic_write(path, lambda f: f.write((json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()))
+
+
+def write_csv(path: Path, rows: Iterable[dict[str, Any]], columns: Iterable[str]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_write(path, lambda f: f.write(buffer.getvalue().encode()))
+
+
+def save_torch(path: Path, payload: Any) -> None:
+    _atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def load_torch(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+# --------------------------------------------------------------------------- readers
+
+def run_dirs(runs_dir: str | Path) -> list[Path]:
+    root = Path(runs_dir)
+    return sorted(p.parent for p in root.glob(f"*/{CONFIG}")) if root.is_dir() else []
+
+
+def load(runs_dir: str | Path) -> pd.DataFrame:
+    """Every run under ``runs_dir``, one row each: its config fields, ``status``
+    (complete, diverged, or incomplete for a run still training or interrupted),
+    the final (or latest) epoch's metrics, and ``run_dir``."""
+    rows = []
+    for folder in run_dirs(runs_dir):
+        row: dict[str, Any] = read_json(folder / CONFIG)
+        if (folder / RESULT).is_file():
+            row.update(read_json(folder / RESULT))
+        else:
+            row["status"] = "incomplete"
+            metrics = load_metrics_of(folder)
+            if len(metrics):
+                row.update(metrics.iloc[-1].to_dict())
+        row["run_dir"] = str(folder)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_metrics_of(folder: str | Path) -> pd.DataFrame:
+    path = Path(folder) / METRICS
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=list(METRIC_COLUMNS))
+
+
+def load_metrics(runs_dir: str | Path) -> pd.DataFrame:
+    """Every epoch of every run: the metrics rows joined with their run's config."""
+    frames = []
+    for folder in run_dirs(runs_dir):
+        metrics = load_metrics_of(folder)
+        if len(metrics):
+            frames.append(metrics.assign(**read_json(folder / CONFIG), run_dir=str(folder)))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_batchnorm(folder: str | Path) -> pd.DataFrame:
+    """A finished run's gamma and beta, one row per channel of each BatchNorm layer."""
+    return pd.read_csv(Path(folder) / BATCHNORM)
