@@ -17,6 +17,7 @@ flip, as tensor operations on a whole batch on the training device.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -33,7 +34,7 @@ import torch
 from .config import ConfigError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class DataUnavailable(ConfigError):
@@ -49,29 +50,12 @@ class Dataset:
     classes: list[str]
     source: str  # what was read, e.g. "image-folder:/path/cifar10-jpeg.tar.gz"
     fingerprint: str  # sha256 prefix over pixels and labels of both splits
-
-    @property
-    def mean(self) -> torch.Tensor:
-        """Per-channel mean of the training images, in [0, 1] units."""
-        return self._stats()[0]
-
-    @property
-    def std(self) -> torch.Tensor:
-        return self._stats()[1]
-
-    def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if not hasattr(self, "_cached_stats"):
-            x = self.train_x.to(torch.float64) / 255.0
-            self._cached_stats = (x.mean(dim=(0, 2, 3)).float(), x.std(dim=(0, 2, 3)).float())
-        return self._cached_stats
+    mean: torch.Tensor  # per-channel mean of the training images, in [0, 1] units
+    std: torch.Tensor  # per-channel standard deviation, likewise
 
     def to(self, device: torch.device | str) -> "Dataset":
-        moved = Dataset(
-            self.train_x.to(device), self.train_y.to(device), self.test_x.to(device), self.test_y.to(device),
-            self.classes, self.source, self.fingerprint,
-        )
-        moved._cached_stats = tuple(t.to(device) for t in self._stats())
-        return moved
+        tensors = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return dataclasses.replace(self, **{k: v.to(device) for k, v in tensors.items() if isinstance(v, torch.Tensor)})
 
     def describe(self) -> dict[str, object]:
         return {
@@ -223,17 +207,22 @@ def _from_arrays(train_x, train_y, test_x, test_y, classes, source: str) -> Data
     h = hashlib.sha256()
     for array in (train_x, train_y, test_x, test_y):
         h.update(np.ascontiguousarray(array).tobytes())
+    # Normalisation constants from the training images themselves, one channel at a time
+    # (float64 over the whole set at once would need gigabytes).
+    mean, std = zip(*[(c.mean() / 255.0, c.std() / 255.0) for c in np.moveaxis(train_x, 1, 0).astype(np.float32)])
     return Dataset(
         torch.from_numpy(np.ascontiguousarray(train_x)), torch.from_numpy(train_y),
         torch.from_numpy(np.ascontiguousarray(test_x)), torch.from_numpy(test_y),
         list(classes), source, h.hexdigest()[:16],
+        torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32),
     )
 
 
 def _write_cache(path: Path, ds: Dataset) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    meta = json.dumps({"classes": ds.classes, "source": ds.source, "fingerprint": ds.fingerprint})
+    meta = json.dumps({"classes": ds.classes, "source": ds.source, "fingerprint": ds.fingerprint,
+                       "mean": ds.mean.tolist(), "std": ds.std.tolist()})
     np.savez(tmp, train_x=ds.train_x.numpy(), train_y=ds.train_y.numpy(),
              test_x=ds.test_x.numpy(), test_y=ds.test_y.numpy(), meta=np.asarray(meta))
     os.replace(tmp, path)  # atomic: a killed decode never leaves a half-written cache
@@ -246,10 +235,11 @@ def _read_cache(path: Path) -> Dataset:
             torch.from_numpy(z["train_x"]), torch.from_numpy(z["train_y"]),
             torch.from_numpy(z["test_x"]), torch.from_numpy(z["test_y"]),
             meta["classes"], meta["source"], meta["fingerprint"],
+            torch.tensor(meta["mean"]), torch.tensor(meta["std"]),
         )
 
 
-def synthetic(train_size: int = 2048, test_size: int = 512, seed: int = 1234) -> Dataset:
+def synthetic(train_size: int = 1024, test_size: int = 256, seed: int = 1234) -> Dataset:
     """A learnable CIFAR-shaped data set: each class is a smooth random colour pattern, each
     image that pattern plus noise. Smooth, so crops and flips keep the class recognisable."""
     g = torch.Generator().manual_seed(seed)
@@ -259,7 +249,7 @@ def synthetic(train_size: int = 2048, test_size: int = 512, seed: int = 1234) ->
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
         y = torch.randint(0, 10, (n,), generator=g)
-        x = 40 + 175 * patterns[y] + 25 * torch.randn(n, 3, 32, 32, generator=g)
+        x = 128 + 200 * (patterns[y] - 0.5) + 10 * torch.randn(n, 3, 32, 32, generator=g)
         return x.clamp(0, 255).to(torch.uint8).numpy(), y.numpy()
 
     return _from_arrays(*draw(train_size), *draw(test_size), classes, source=f"synthetic:seed={seed}")

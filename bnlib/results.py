@@ -127,7 +127,8 @@ def load_metrics(runs_dir: str | Path) -> pd.DataFrame:
     for folder in run_dirs(runs_dir):
         metrics = load_metrics_of(folder)
         if len(metrics):
-            frames.append(metrics.assign(**read_json(folder / CONFIG), run_dir=str(folder)))
+            scalars = {k: v for k, v in read_json(folder / CONFIG).items() if not isinstance(v, (list, dict))}
+            frames.append(metrics.assign(**scalars, run_dir=str(folder)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

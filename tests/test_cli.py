@@ -1,0 +1,65 @@
+"""``python -m bnlib``: Table 1, a training run's JSON line, and one-line errors with status 2."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bnlib.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "bnlib", *args], env=env, cwd=cwd, capture_output=True, text=True)
+
+
+def test_params_prints_table1(capsys):
+    assert main(["params"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 14  # header and 13 networks
+    assert lines[1].split() == ["resnet-14", "2", "1", "1,120", "2,752", "650", "175,258"]
+    assert lines[-1].split()[0] == "wrn-14-32"
+
+
+def test_train_prints_json_last(tmp_path):
+    done = run_cli("train", "--model", "resnet-8", "--trainable", "bn,shortcut,output", "--epochs", "1",
+                   "--data", "synthetic", "--runs-dir", str(tmp_path / "runs"), "--bn-init", "ones-beta-one")
+    assert done.returncode == 0, done.stderr
+    last = json.loads(done.stdout.strip().splitlines()[-1])
+    assert last["status"] == "complete" and 0 <= last["test_accuracy"] <= 100
+    stored = json.loads((Path(last["run_dir"]) / "config.json").read_text())
+    assert stored["bn_init"] == "ones-beta-one" and stored["trainable"] == "bn,shortcut,output"
+    assert "epoch    1" in done.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model", "resnet-13"], "resnet-N"),
+    (["--trainable", "bn,weights"], "trainable part"),
+    (["--bn-init", "zeros"], "bn_init"),
+    (["--feature-init", "xavier"], "feature_init"),
+    (["--data", "/no/such/path"], "does not exist"),
+    (["--epochs", "0"], "epochs"),
+    (["--epochs", "two"], "invalid int"),
+    (["--normalize", "maybe"], "true or false"),
+    (["--no-such-flag", "1"], "unrecognized"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(args, words, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exit_info:
+        sys.exit(main(["train", "--data", "synthetic", "--runs-dir", str(runs), *args]))
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.strip().splitlines()) == 1 and words in captured.err
+    assert not runs.exists()
+
+
+def test_bad_input_from_a_real_process(tmp_path):
+    done = run_cli("train", "--model", "vgg-16", "--runs-dir", str(tmp_path / "runs"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().count("\n") == 0 and "resnet-N" in done.stderr

@@ -1,0 +1,182 @@
+"""The trainer: schedule, learning, determinism, the results store, resume and divergence."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bnlib import ConfigError, RunConfig, results
+from bnlib.train import learning_rate, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config(**values):
+    return RunConfig.from_flat(**{"model": "resnet-8", "data": "synthetic", "epochs": 1, **values})
+
+
+def final_state(result):
+    return results.load_torch(Path(result.run_dir) / results.MODEL)
+
+
+def assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_schedule_is_appendix_b():
+    paper = config(epochs=160)
+    assert [learning_rate(paper, e) for e in (0, 79, 80, 119, 120, 159)] == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    short = config(epochs=4)
+    assert [learning_rate(short, e) for e in range(4)] == [0.1, 0.1, 0.01, 0.001]
+    assert learning_rate(config(epochs=1), 0) == 0.1
+
+
+def test_defaults_are_appendix_b():
+    c = RunConfig()
+    assert (c.train.epochs, c.train.batch_size, c.train.lr, c.train.momentum, c.train.weight_decay) == (
+        160, 128, 0.1, 0.9, 1e-4)
+    assert (c.model.bn_init, c.model.feature_init, c.model.normalize, c.data.augment) == (
+        "uniform", "he-normal", True, True)
+
+
+def test_short_synthetic_run_learns_well_above_chance(runs):
+    # --data synthetic as the CLI gets it: 1,024 images, 8 steps per epoch
+    result = train(config(trainable="all", epochs=3), runs)
+    assert result.status == "complete" and result.test_accuracy > 50
+
+
+def test_bn_only_learns_above_chance(runs):
+    # BatchNorm alone learns more slowly (ResNet-8 has 336 channels to rescale): above chance
+    # (10%) after 24 steps is what a short run can show.
+    result = train(config(trainable="bn", epochs=3), runs)
+    metrics = results.load_metrics_of(result.run_dir)
+    assert result.test_accuracy > 18
+    assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
+
+
+def test_run_folder_contents(tiny, runs):
+    result = train(config(trainable="bn", epochs=2, seed=3), runs, dataset=tiny)
+    folder = Path(result.run_dir)
+    stored = json.loads((folder / "config.json").read_text())
+    assert stored["trainable"] == "bn" and stored["seed"] == 3 and stored["data_fingerprint"] == tiny.fingerprint
+    metrics = pd.read_csv(folder / "metrics.csv")
+    assert list(metrics.columns) == list(results.METRIC_COLUMNS) and list(metrics["epoch"]) == [1, 2]
+    assert metrics["test_accuracy"].iloc[-1] == pytest.approx(result.test_accuracy)
+    bn = results.load_batchnorm(folder)
+    assert len(bn) == 336  # ResNet-8: 224 * W * (1 + 2D) / 2 = 336 BatchNorm channels
+    state = final_state(result)
+    assert torch.equal(torch.tensor(bn[bn.layer == "bn"]["gamma"].values, dtype=torch.float32), state["bn.weight"])
+    done = json.loads((folder / "result.json").read_text())
+    assert done["status"] == "complete" and done["torch_version"] == torch.__version__ and done["hardware"]
+    assert not (folder / "checkpoint.pt").exists()  # removed once complete
+
+
+def test_same_config_is_trained_once(tiny, runs):
+    first = train(config(trainable="bn"), runs, dataset=tiny)
+    second = train(config(trainable="bn", device="cpu"), runs, dataset=tiny)  # device: not part of the address
+    assert not first.cached and second.cached and second.run_dir == first.run_dir
+    assert second.test_accuracy == first.test_accuracy
+    other = train(config(trainable="bn", seed=1), runs, dataset=tiny)
+    assert other.run_dir != first.run_dir
+
+
+def test_same_config_and_seed_give_the_same_run(tiny, tmp_path):
+    a = train(config(trainable="all", epochs=2), tmp_path / "a", dataset=tiny)
+    b = train(config(trainable="all", epochs=2), tmp_path / "b", dataset=tiny)
+    assert_same_state(final_state(a), final_state(b))
+    assert pd.read_csv(Path(a.run_dir) / "metrics.csv")["train_loss"].equals(
+        pd.read_csv(Path(b.run_dir) / "metrics.csv")["train_loss"])
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted_bitwise(tiny, tmp_path):
+    whole = train(config(trainable="bn,shortcut,output", epochs=3), tmp_path / "whole", dataset=tiny)
+
+    def stop_in_epoch_2(row):
+        if row["epoch"] == 2:
+            raise Interrupt  # after epoch 2 trained, before its checkpoint was written
+
+    with pytest.raises(Interrupt):
+        train(config(trainable="bn,shortcut,output", epochs=3), tmp_path / "cut", dataset=tiny, on_epoch=stop_in_epoch_2)
+    resumed = train(config(trainable="bn,shortcut,output", epochs=3), tmp_path / "cut", dataset=tiny)
+    assert resumed.resumed_from_epoch == 1 and resumed.epochs_completed == 3
+    assert_same_state(final_state(whole), final_state(resumed))
+    assert resumed.test_accuracy == whole.test_accuracy
+
+
+def test_resume_after_kill_9(tmp_path):
+    """A CLI run killed with SIGKILL mid-training resumes and ends where an uninterrupted one does."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "bnlib", "train", "--model", "resnet-8", "--trainable", "bn",
+            "--epochs", "4", "--data", "synthetic", "--no-progress"]
+    whole = subprocess.run(args + ["--runs-dir", str(tmp_path / "whole")], env=env, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    whole_dir = json.loads(whole.stdout.strip().splitlines()[-1])["run_dir"]
+
+    cut_runs = tmp_path / "cut"
+    process = subprocess.Popen(args + ["--runs-dir", str(cut_runs)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(cut_runs.glob("*/checkpoint.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # somewhere inside the next epoch, possibly mid-write
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not list(cut_runs.glob("*/result.json")), "killed too late to test resuming"
+
+    again = subprocess.run(args + ["--runs-dir", str(cut_runs)], env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    resumed = json.loads(again.stdout.strip().splitlines()[-1])
+    assert resumed["resumed_from_epoch"] >= 1 and resumed["status"] == "complete"
+    a = results.load_torch(Path(whole_dir) / results.MODEL)
+    b = results.load_torch(Path(resumed["run_dir"]) / results.MODEL)
+    assert_same_state(a, b)
+
+
+def test_nan_loss_is_recorded_as_diverged(tiny, runs):
+    result = train(config(trainable="all", epochs=3, lr=1e6, normalize=False), runs, dataset=tiny)
+    assert result.status == "diverged" and result.epochs_completed < 3
+    table = results.load(runs)
+    assert table.loc[0, "status"] == "diverged"
+    again = train(config(trainable="all", epochs=3, lr=1e6, normalize=False), runs, dataset=tiny)
+    assert again.cached and again.status == "diverged"  # recorded, not retried
+
+
+def test_results_load_reads_every_run(tiny, runs):
+    for mode in ("bn", "all"):
+        train(config(trainable=mode), runs, dataset=tiny)
+    table = results.load(runs)
+    assert sorted(table["trainable"]) == ["all", "bn"]
+    assert set(table["status"]) == {"complete"}
+    assert {"model", "seed", "test_accuracy", "run_dir", "data_fingerprint", "hardware"} <= set(table.columns)
+    per_epoch = results.load_metrics(runs)
+    assert len(per_epoch) == 2 and {"epoch", "trainable", "test_accuracy"} <= set(per_epoch.columns)
+    assert results.load(runs / "missing").empty
+
+
+@pytest.mark.parametrize("bad", [
+    dict(model="resnet-7"), dict(trainable="weights"), dict(bn_init="zeros"), dict(feature_init="xavier"),
+    dict(epochs=0), dict(batch_size=0), dict(lr_drops="0.5,1.5"), dict(data="/no/such/data"), dict(lr=math.nan),
+])
+def test_bad_config_raises_before_writing(bad, runs):
+    with pytest.raises(ConfigError):
+        train(config(**bad), runs)
+    assert not runs.exists()
+
+
+def test_unknown_field():
+    with pytest.raises(ConfigError, match="unknown config field"):
+        RunConfig.from_flat(depth=3)
