@@ -68,6 +68,19 @@ class Dataset:
         }
 
 
+def describe_source(source: str) -> str:
+    """A short label for a recorded ``data_source``, shown wherever a result is: results on
+    the JPEG re-encoding of CIFAR-10 must say so (its pixels differ from the original)."""
+    kind, _, where = str(source).partition(":")
+    if kind == "synthetic":
+        return "synthetic data (not CIFAR-10)"
+    if kind == "torchvision":
+        return "CIFAR-10"
+    if "jpeg" in Path(where).name.lower() or "jpg" in Path(where).name.lower():
+        return "CIFAR-10, JPEG copy"
+    return f"image folder {Path(where).name}"
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("BNLIB_CACHE", Path.home() / ".cache" / "bnlib"))
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from bnlib import ConfigError, models
+from bnlib import ConfigError, claims, models
 
-TABLE1 = Path(__file__).resolve().parents[1] / "data" / "paper" / "table1.csv"
+TABLE1 = claims.PAPER_TABLE1
 
 # Table 1 sometimes rounds and sometimes truncates (ResNet-14's shortcut 2,752 is printed 2.7K,
 # ResNet-32's BatchNorm 2,464 is printed 2.5K). One cell fits neither: WRN-14-32's output layer

@@ -1,0 +1,164 @@
+"""Analyses behind the paper's figures, on results-store DataFrames.
+
+* replicate means and standard deviations (every figure: mean +- std over seeds);
+* the slope of accuracy per doubling of BatchNorm parameters (Figure 4);
+* gamma/beta statistics and fractions under thresholds (Figures 5 and 6, Appendix D's A4);
+* clamping and binarising gamma, then re-evaluating the network (Figure 7).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from . import data as data_lib
+from . import results
+from .config import RunConfig
+from .models import build, parameter_counts
+
+GAMMA_THRESHOLDS = (0.01, 0.05, 0.1, 0.2, 0.5)  # Figure 6's x-axis; 0.01 and 0.1 are in the text
+CLAMP_THRESHOLDS = (0.0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)  # Figure 7, finer for the slider
+
+
+def batchnorm_parameters(name: str) -> int:
+    """The number of BatchNorm parameters (gamma and beta) of a network, Table 1's column."""
+    return parameter_counts(build(name, device="meta"))["batchnorm"]
+
+
+def replicate_summary(runs: pd.DataFrame, by: list[str], value: str = "test_accuracy") -> pd.DataFrame:
+    """Mean, std and count of ``value`` over replicates (seeds) for each ``by`` group.
+    Diverged and unfinished runs are left out of the mean and counted in ``diverged``."""
+    if runs.empty:
+        return pd.DataFrame(columns=[*by, "mean", "std", "n", "diverged"])
+    finished = runs[runs["status"] == "complete"]
+    summary = finished.groupby(by, dropna=False)[value].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+    diverged = runs[runs["status"] == "diverged"].groupby(by, dropna=False).size().rename("diverged")
+    out = summary.join(diverged, how="outer").fillna({"diverged": 0, "n": 0}).reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    return out.astype({"n": int, "diverged": int})
+
+
+def doubling_slope(bn_params: pd.Series, accuracy: pd.Series) -> tuple[float, float]:
+    """Least-squares fit accuracy = a + b * log2(BatchNorm parameters): b is the gain in
+    accuracy points per doubling (Figure 4 finds it linear in the doublings)."""
+    x = np.log2(np.asarray(bn_params, dtype=float))
+    y = np.asarray(accuracy, dtype=float)
+    if len(np.unique(x)) < 2:
+        raise ValueError("a slope needs networks with at least two BatchNorm parameter counts")
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(slope), float(intercept)
+
+
+def depth_width_slopes(summary: pd.DataFrame) -> dict[str, float]:
+    """Figure 4: accuracy points per doubling of BatchNorm parameters, for the deep series
+    (``resnet-N``) and the wide one (``wrn-N-W``), from a replicate summary with ``model`` and
+    ``mean`` columns. A series with fewer than two networks has no slope."""
+    series = {kind: summary[summary["model"].str.startswith(prefix)]
+              for kind, prefix in (("deep", "resnet-"), ("wide", "wrn-"))}
+    return {kind: doubling_slope(part["model"].map(batchnorm_parameters), part["mean"])[0]
+            for kind, part in series.items() if part["model"].nunique() >= 2}
+
+
+def gamma_beta_summary(bn: pd.DataFrame) -> dict[str, float]:
+    """Figure 5's statistics of one network's gamma and beta (all layers pooled)."""
+    gamma, beta = bn["gamma"].to_numpy(), bn["beta"].to_numpy()
+    return {
+        "gamma_mean": float(gamma.mean()),
+        "gamma_std": float(gamma.std()),
+        "gamma_frac_abs_below_0.01": float((np.abs(gamma) < 0.01).mean()),
+        "gamma_frac_abs_below_0.1": float((np.abs(gamma) < 0.1).mean()),
+        "gamma_frac_negative": float((gamma < 0).mean()),
+        "beta_mean": float(beta.mean()),
+        "beta_std": float(beta.std()),
+    }
+
+
+def gamma_fractions(bn: pd.DataFrame, thresholds=GAMMA_THRESHOLDS) -> dict[float, float]:
+    """Figure 6: the fraction of gamma with |gamma| below each threshold."""
+    magnitude = np.abs(bn["gamma"].to_numpy())
+    return {t: float((magnitude < t).mean()) for t in thresholds}
+
+
+def gamma_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished run: its config columns plus :func:`gamma_beta_summary` and the
+    Figure 6 fractions (``frac_below_<t>``)."""
+    rows = []
+    for _, run in runs[runs["status"] == "complete"].iterrows():
+        bn = results.load_batchnorm(run["run_dir"])
+        fractions = {f"frac_below_{t:g}": v for t, v in gamma_fractions(bn).items()}
+        rows.append({**run.to_dict(), **gamma_beta_summary(bn), **fractions})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- clamping (Figure 7)
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """A finished run's network with its final weights and BatchNorm statistics."""
+    config = RunConfig.from_flat(**run_config_fields(run_dir))
+    m = config.model
+    model = build(m.model, bn_init=m.bn_init, feature_init=m.feature_init, normalize=m.normalize, device="cpu")
+    model.load_state_dict(results.load_torch(Path(run_dir) / results.MODEL))
+    return model.to(device).eval()
+
+
+def run_config_fields(run_dir: str | Path) -> dict:
+    """The config fields of a stored run (``config.json`` also holds data descriptors)."""
+    from .config import all_fields
+
+    stored = results.read_json(Path(run_dir) / results.CONFIG)
+    return {f.name: stored[f.name] for f in all_fields() if f.name in stored}
+
+
+@torch.no_grad()
+def set_gamma(model: nn.Module, threshold: float, keep: str = "value") -> tuple[nn.Module, float]:
+    """A copy of ``model`` whose gammas with |gamma| < ``threshold`` are set to 0 (Figure 7).
+    The others keep their value (``keep="value"``), or become sign(gamma) (``"one"``) or
+    sign(gamma) * mean|gamma| (``"mean"``): Section 5's binarisations. Returns the copy and
+    the fraction of channels set to 0."""
+    import copy
+
+    clamped = copy.deepcopy(model)
+    layers = [m for m in clamped.modules() if isinstance(m, nn.BatchNorm2d)]
+    all_gamma = torch.cat([m.weight.flatten() for m in layers])
+    mean_magnitude = all_gamma.abs().mean()
+    for m in layers:
+        gamma = m.weight
+        small = gamma.abs() < threshold
+        if keep == "one":
+            gamma.copy_(torch.sign(gamma))
+        elif keep == "mean":
+            gamma.copy_(torch.sign(gamma) * mean_magnitude)
+        elif keep != "value":
+            raise ValueError(f"keep must be value, one or mean, not {keep!r}")
+        gamma[small] = 0.0
+    return clamped, float((all_gamma.abs() < threshold).float().mean())
+
+
+def clamp_curve(run_dir: str | Path, dataset: data_lib.Dataset, thresholds=CLAMP_THRESHOLDS,
+                keeps=("value", "one", "mean"), device: str | torch.device = "cpu") -> pd.DataFrame:
+    """Test accuracy after clamping gamma at each threshold, for each way of keeping the rest.
+    Stored in the run folder as ``clamping.csv`` and read from there next time."""
+    from .train import evaluate
+
+    path = Path(run_dir) / "clamping.csv"
+    if path.is_file():
+        return pd.read_csv(path)
+    expected = results.read_json(Path(run_dir) / results.CONFIG).get("data_fingerprint")
+    if expected != dataset.fingerprint:
+        raise ValueError(f"{run_dir} was trained on data {expected}, not on {dataset.fingerprint}")
+    model = load_model(run_dir, device)
+    ds = dataset.to(device)
+    rows = []
+    for keep in keeps:
+        for threshold in thresholds:
+            clamped, fraction = set_gamma(model, threshold, keep)
+            loss, accuracy = evaluate(clamped, ds)
+            rows.append({"keep": keep, "threshold": threshold, "fraction_clamped": fraction,
+                         "test_accuracy": accuracy, "test_loss": loss})
+    table = pd.DataFrame(rows)
+    results.write_csv(path, table.to_dict("records"), table.columns)
+    return table

@@ -1,0 +1,80 @@
+"""What the book's chapters share: set-up from a parameters cell, labelled run tables, and the
+live clamping explorer. Chapters call these; they hold no logic of their own."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import analysis, data as data_lib
+from .profiles import MODE_LABELS, Plan
+
+
+def setup(**parameters) -> Plan:
+    """Call first in every chapter with its parameters cell's values.
+
+    Makes plotly figures render inside a kernel (papermill, the book build) as well as in
+    Jupyter: the default renderer there emits a MIME type the book drops.
+    """
+    import plotly.io as pio
+
+    pio.renderers.default = "plotly_mimetype+notebook"
+    pd.set_option("display.precision", 2)
+    return Plan.from_parameters(**parameters)
+
+
+def with_labels(runs: pd.DataFrame) -> pd.DataFrame:
+    """Add the paper's name of each run's training mode (``mode``: All, BN, BN+S+O, ...)."""
+    if runs.empty:
+        return runs.assign(mode=pd.Series(dtype=str))
+    return runs.assign(mode=runs["trainable"].map(lambda t: MODE_LABELS.get(t, t)))
+
+
+def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
+    """Figure 7's curves for every finished run: read from each run folder, computed (and stored
+    there) when missing and the data is readable here."""
+    finished = runs[runs["status"] == "complete"] if len(runs) else runs
+    dataset = None
+    frames = []
+    for _, run in finished.iterrows():
+        path = f"{run['run_dir']}/clamping.csv"
+        try:
+            curve = pd.read_csv(path)
+        except FileNotFoundError:
+            if dataset is None:
+                if plan.fingerprint() is None:
+                    continue
+                dataset = data_lib.load(plan.data_source)
+            curve = analysis.clamp_curve(run["run_dir"], dataset)
+        frames.append(curve.assign(model=run["model"], mode=MODE_LABELS.get(run["trainable"], run["trainable"]),
+                                   seed=run["seed"], run_dir=run["run_dir"]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["keep", "threshold", "fraction_clamped", "test_accuracy", "model", "mode", "seed", "run_dir"])
+
+
+def clamping_explorer(plan: Plan, run_dir: str):
+    """An ipywidgets slider that clamps the run's gammas below the chosen threshold and
+    re-evaluates the network on the test set, live (in Jupyter; a static page keeps only the
+    state it was saved with)."""
+    import ipywidgets as widgets
+
+    from .train import evaluate
+
+    model = analysis.load_model(run_dir)
+    dataset = data_lib.load(plan.data_source)
+    out = widgets.Output()
+    slider = widgets.FloatLogSlider(value=0.01, base=10, min=-4, max=0, step=0.1, description="|γ| <",
+                                    readout_format=".4f", continuous_update=False)
+    keep = widgets.Dropdown(options=[("keep others", "value"), ("others to ±1", "one"),
+                                     ("others to ±mean|γ|", "mean")], value="value", description="then")
+
+    def update(_=None) -> None:
+        clamped, fraction = analysis.set_gamma(model, slider.value, keep.value)
+        _, accuracy = evaluate(clamped, dataset)
+        out.clear_output()
+        with out:
+            print(f"{100 * fraction:.1f}% of γ set to 0 -> test accuracy {accuracy:.2f}%")
+
+    slider.observe(update, names="value")
+    keep.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox([slider, keep]), out])

@@ -1,0 +1,136 @@
+"""The claims scoreboard: every quantitative claim of the paper beside what our runs give.
+
+The paper's claims are data (``data/paper/claims.csv``): the quantity, the network, mode and
+BatchNorm init it is about, the paper's value and the tolerance within which ours "holds".
+:func:`scoreboard` computes ours from a results table and says at what scale it was obtained.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import analysis, results
+from .data import describe_source
+
+PAPER_DATA = Path(__file__).resolve().parents[1] / "data" / "paper"
+CLAIMS = PAPER_DATA / "claims.csv"  # every quantitative claim, with the paper's value
+PAPER_TABLE1 = PAPER_DATA / "table1.csv"  # Table 1 as printed
+
+
+def load_claims(path: str | Path = CLAIMS) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"trainable": str, "reference": str}, keep_default_na=False)
+
+
+def _same_mode(a: str, b: str) -> bool:
+    return sorted(t.strip() for t in a.split(",")) == sorted(t.strip() for t in b.split(","))
+
+
+def select(runs: pd.DataFrame, network: str, trainable: str, bn_init: str = "uniform",
+           feature_init: str = "he-normal", normalize: bool = True) -> pd.DataFrame:
+    """The finished runs of one experiment, at the largest number of epochs we have for it."""
+    if runs.empty:
+        return runs
+    chosen = runs[(runs["model"] == network) & (runs["bn_init"] == bn_init) & (runs["feature_init"] == feature_init)
+                  & (runs["normalize"] == normalize) & (runs["status"] == "complete")
+                  & runs["trainable"].map(lambda t: _same_mode(str(t), trainable))]
+    return chosen[chosen["epochs"] == chosen["epochs"].max()] if len(chosen) else chosen
+
+
+def _override(claim: pd.Series) -> dict[str, str]:
+    """``reference`` is ``field=value``: the experiment a gap is measured against."""
+    key, _, value = claim["reference"].partition("=")
+    spec = {"network": claim["network"], "trainable": claim["trainable"], "bn_init": claim["bn_init"],
+            "feature_init": "he-normal"}
+    spec[{"model": "network"}.get(key, key)] = value
+    return spec
+
+
+def _bn_values(chosen: pd.DataFrame) -> list[pd.DataFrame]:
+    return [results.load_batchnorm(d) for d in chosen["run_dir"]]
+
+
+def _clamp_value(chosen: pd.DataFrame, keep: str, threshold: float, drop: bool) -> float | None:
+    values = []
+    for run_dir in chosen["run_dir"]:
+        path = Path(run_dir) / "clamping.csv"
+        if not path.is_file():
+            continue
+        curve = pd.read_csv(path)
+        curve = curve[curve["keep"] == keep]
+        at = curve.loc[np.isclose(curve["threshold"], threshold), "test_accuracy"]
+        base = curve.loc[np.isclose(curve["threshold"], 0.0), "test_accuracy"]
+        if len(at) and len(base):
+            values.append(float(base.iloc[0] - at.iloc[0]) if drop else float(at.iloc[0]))
+    return float(np.mean(values)) if values else None
+
+
+def _ours(claim: pd.Series, runs: pd.DataFrame) -> tuple[float | None, pd.DataFrame]:
+    """Our value of one claim and the runs it came from."""
+    quantity = claim["quantity"]
+    if quantity == "slope_ratio":
+        models = sorted(set(runs["model"])) if not runs.empty else []
+        used = pd.concat([select(runs, m, "bn") for m in models]) if models else runs
+        slopes = analysis.depth_width_slopes(analysis.replicate_summary(used, ["model"]))
+        ratio = slopes["deep"] / slopes["wide"] if len(slopes) == 2 and slopes["wide"] else None
+        return ratio, used
+
+    network, trainable, bn_init = claim["network"], claim["trainable"], claim["bn_init"]
+    chosen = select(runs, network, trainable, bn_init)
+    if chosen.empty:
+        return None, chosen
+    if quantity == "accuracy":
+        return float(chosen["test_accuracy"].mean()), chosen
+    if quantity == "accuracy_gap":
+        ref = _override(claim)
+        other = select(runs, ref["network"], ref["trainable"], ref["bn_init"], ref["feature_init"])
+        if other.empty:
+            return None, chosen
+        return float(chosen["test_accuracy"].mean() - other["test_accuracy"].mean()), pd.concat([chosen, other])
+    threshold = float(claim["threshold"]) if claim["threshold"] != "" else None
+    if quantity in ("clamp_drop", "binarized_accuracy"):
+        keep, drop = ("value", True) if quantity == "clamp_drop" else ("one", False)
+        return _clamp_value(chosen, keep, threshold, drop), chosen
+    stats = [analysis.gamma_beta_summary(bn) for bn in _bn_values(chosen)]
+    if quantity == "gamma_frac_abs_below":
+        values = [analysis.gamma_fractions(bn, (threshold,))[threshold] for bn in _bn_values(chosen)]
+    else:
+        values = [s[quantity] for s in stats]
+    return float(np.mean(values)), chosen
+
+
+def _scale(used: pd.DataFrame) -> str:
+    if used.empty:
+        return ""
+    nets = ", ".join(dict.fromkeys(used["model"]))
+    epochs = "/".join(str(int(e)) for e in sorted(set(used["epochs"])))
+    seeds = used.groupby(["model", "trainable", "bn_init"])["seed"].nunique().min()
+    sources = ", ".join(sorted({describe_source(s) for s in used["data_source"]}))
+    return f"{nets}; {epochs} epochs; {seeds} seed(s); {sources}"
+
+
+def _holds(claim: pd.Series, ours: float | None) -> str:
+    if ours is None:
+        return "not run"
+    if claim["holds_if"] == "negative":
+        return "yes" if ours < 0 else "no"
+    paper, tolerance = float(claim["paper_value"]), float(claim["tolerance"])
+    return "yes" if abs(ours - paper) <= tolerance else "no"
+
+
+def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per claim: the paper's value, ours, the scale of ours and whether it holds
+    (within the claim's tolerance of the paper's value)."""
+    claims = load_claims() if claims is None else claims
+    rows = []
+    for _, claim in claims.iterrows():
+        ours, used = _ours(claim, runs)
+        rows.append({
+            "id": claim["id"], "figure": claim["figure"], "claim": claim["claim"],
+            "paper": claim["paper_value"] if claim["paper_value"] != "" else claim["holds_if"],
+            "ours": None if ours is None else round(ours, 3),
+            "scale": _scale(used), "holds": _holds(claim, ours),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,239 @@
+"""Profiles and experiment grids: which runs each chapter of the book needs.
+
+A profile fixes the scale: ``smoke`` (synthetic data, tiny networks, seconds: for CI),
+``cpu`` (real CIFAR-10 on a 2-core machine in hours) and ``paper`` (Appendix B exactly).
+A chapter's ``parameters`` cell names a profile and may override any of its fields; a
+:class:`Plan` turns that into run configs, finds the ones already in the results store, trains
+the missing ones when asked to, and otherwise says which are missing and how to make them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from . import data as data_lib
+from . import results
+from .config import ConfigError, RunConfig
+from .freezing import PAPER_MODES, canonical
+from .models import build, parse_name
+
+ROOT = Path(__file__).resolve().parents[1]
+JPEG_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+FIGURE2_MODES = ("all", "none", "bn", "bn,shortcut,output", "shortcut,output")
+FIGURE1_MODES = ("all", "all,-bn")
+FEATURE_INITS = ("he-normal", "he-uniform", "binary", "orthogonal")
+BN_INITS = ("uniform", "ones", "symmetric", "ones-beta-one")
+# Appendix E: (label, trainable, normalize)
+ABLATIONS = (
+    ("γ/β/N", "bn", True), ("γ/N", "gamma", True), ("β/N", "beta", True), ("γ/β", "bn", False),
+    ("All", "all", True), ("None", "none", True),
+)
+MODE_LABELS = {v: k for k, v in PAPER_MODES.items()}
+
+
+def default_cpu_data() -> str:
+    """The real data a CPU profile reads: $BNLIB_DATA, else the JPEG copy beside the project,
+    else torchvision's CIFAR-10 (downloaded where the network allows)."""
+    return os.environ.get("BNLIB_DATA") or (str(JPEG_COPY) if JPEG_COPY.is_file() else "cifar10")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    data: str
+    deep: tuple[str, ...]  # networks of the depth sweeps (W = 1)
+    wide: tuple[str, ...]  # networks of the width sweeps (D = 2)
+    case_study: str  # the paper's ResNet-110 (Figures 3, 5, 7)
+    init_networks: tuple[str, ...]  # Appendices C, D and E
+    epochs: int
+    seeds: int
+    runs_dir: str
+
+
+PROFILES = {
+    "smoke": Profile("smoke", "synthetic", ("resnet-8", "resnet-14"), ("wrn-8-1", "wrn-8-2"), "resnet-8",
+                     ("resnet-8",), epochs=1, seeds=1, runs_dir=str(ROOT / ".cache" / "runs-smoke")),
+    "cpu": Profile("cpu", "", ("resnet-14", "resnet-32", "resnet-56"), ("wrn-14-1", "wrn-14-2", "wrn-14-4"),
+                   "resnet-32", ("resnet-14",), epochs=15, seeds=3, runs_dir=str(ROOT / "data" / "runs" / "cpu")),
+    "paper": Profile("paper", "cifar10",
+                     ("resnet-14", "resnet-32", "resnet-56", "resnet-110", "resnet-218", "resnet-434", "resnet-866"),
+                     ("wrn-14-1", "wrn-14-2", "wrn-14-4", "wrn-14-8", "wrn-14-16", "wrn-14-32"),
+                     "resnet-110", ("resnet-14", "resnet-32", "resnet-56", "resnet-110", "resnet-218",
+                                    "resnet-434", "resnet-866", "wrn-14-2", "wrn-14-4", "wrn-14-8",
+                                    "wrn-14-16", "wrn-14-32"),
+                     epochs=160, seeds=5, runs_dir=str(ROOT / "data" / "runs" / "paper")),
+}
+
+
+@dataclass
+class Plan:
+    """A profile with a chapter's overrides applied: the scale of every grid it builds."""
+
+    profile: Profile
+    models: tuple[str, ...] | None = None  # None: the profile's deep and wide networks
+    modes: tuple[str, ...] | None = None  # None: each figure's own modes
+    seeds: int | None = None
+    epochs: int | None = None
+    data: str | None = None
+    runs_dir: str | None = None
+    device: str = "auto"
+    train_missing: bool = False
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_parameters(cls, profile: str = "smoke", **overrides) -> "Plan":
+        """From a chapter's parameters cell; ``None`` (or an empty list) keeps the profile's value."""
+        if profile not in PROFILES:
+            raise ConfigError(f"unknown profile {profile!r}: choose from {', '.join(PROFILES)}")
+        clean = {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in overrides.items()
+                 if v is not None and v != [] and v != ""}
+        clean.setdefault("train_missing", profile == "smoke")  # smoke trains in seconds; others load
+        plan = cls(PROFILES[profile], **clean)
+        for name in plan.models or ():
+            parse_name(name)
+        return plan
+
+    # ------------------------------------------------------------------ the scale
+    @property
+    def n_seeds(self) -> int:
+        return self.seeds or self.profile.seeds
+
+    @property
+    def n_epochs(self) -> int:
+        return self.epochs or self.profile.epochs
+
+    @property
+    def data_source(self) -> str:
+        return self.data or self.profile.data or default_cpu_data()
+
+    @property
+    def store(self) -> Path:
+        return Path(self.runs_dir or self.profile.runs_dir)
+
+    def networks(self, which: str = "all") -> tuple[str, ...]:
+        """The deep networks, the wide ones, or both (``"deep"``, ``"wide"``, ``"all"``)."""
+        if self.models:
+            chosen = self.models
+            deep = tuple(m for m in chosen if parse_name(m).width == 1 and not m.startswith("wrn"))
+            wide = tuple(m for m in chosen if m.startswith("wrn"))
+        else:
+            deep, wide = self.profile.deep, self.profile.wide
+        return {"deep": deep, "wide": wide, "all": deep + wide}[which]
+
+    def case_study(self) -> str:
+        nets = self.networks()
+        return self.profile.case_study if self.profile.case_study in nets or not self.models else nets[-1]
+
+    def config(self, model: str, trainable: str, seed: int, **fields) -> RunConfig:
+        return RunConfig.from_flat(model=model, trainable=trainable, seed=seed, epochs=self.n_epochs,
+                                   data=self.data_source, device=self.device, **fields)
+
+    def grid(self, networks: Iterable[str], modes: Iterable[str], **fields) -> list[RunConfig]:
+        modes = self.modes or tuple(modes)
+        return [self.config(n, m, s, **fields) for n in networks for m in modes for s in range(self.n_seeds)]
+
+    # ------------------------------------------------------------------ the chapters' grids
+    def figure1(self) -> list[RunConfig]:
+        return self.grid(self.networks(), FIGURE1_MODES)
+
+    def figure2(self) -> list[RunConfig]:
+        return self.grid(self.networks(), FIGURE2_MODES)
+
+    def bn_init_grid(self) -> list[RunConfig]:
+        """Figure 2's purple line and Appendix D: every BatchNorm init on the init networks."""
+        nets = [n for n in self.profile.init_networks if n in self.networks()] or list(self.networks()[:1])
+        return [c for init in BN_INITS for c in self.grid(nets, ("all", "bn"), bn_init=init)]
+
+    def feature_init_grid(self) -> list[RunConfig]:
+        """Appendix C: BatchNorm-only training with each feature initialisation."""
+        nets = [n for n in self.profile.init_networks if n in self.networks()] or list(self.networks()[:1])
+        return [c for init in FEATURE_INITS for c in self.grid(nets, ("bn",), feature_init=init)]
+
+    def ablation_grid(self) -> list[RunConfig]:
+        """Appendix E: gamma, beta and normalisation switched on and off."""
+        nets = [n for n in self.profile.init_networks if n in self.networks()] or list(self.networks()[:1])
+        return [self.config(n, mode, s, normalize=norm)
+                for n in nets for _, mode, norm in ABLATIONS for s in range(self.n_seeds)]
+
+    # ------------------------------------------------------------------ finding and training runs
+    def fingerprint(self) -> str | None:
+        """The data set's fingerprint, or None when the data cannot be read here."""
+        if self._fingerprint is None:
+            try:
+                self._fingerprint = data_lib.load(self.data_source).fingerprint
+            except ConfigError:
+                return None
+        return self._fingerprint
+
+    def ensure(self, configs: Sequence[RunConfig]) -> pd.DataFrame:
+        """The stored runs of ``configs``. Missing ones are trained when ``train_missing`` is set
+        and the data is readable; otherwise they are listed with the command that makes them."""
+        found, missing = self.match(configs)
+        if missing and self.train_missing and self.fingerprint() is not None:
+            from .train import train
+
+            dataset = data_lib.load(self.data_source)
+            for config in missing:
+                train(config, self.store, dataset=dataset)
+            found, missing = self.match(configs)
+        if missing:
+            print(self.missing_message(missing))
+        return found
+
+    def match(self, configs: Sequence[RunConfig]) -> tuple[pd.DataFrame, list[RunConfig]]:
+        """Split ``configs`` into stored runs (finished or diverged) and missing ones.
+
+        Runs are matched on every hashed config field, the training mode by the tensors it
+        trains and the data by its fingerprint where the data can be read here (so a fresh
+        clone without the data still shows the committed results)."""
+        stored = results.load(self.store)
+        if not stored.empty:
+            stored = stored[stored["status"].isin(["complete", "diverged"])]
+            fingerprint = self.fingerprint()
+            if fingerprint is not None:
+                stored = stored[stored["data_fingerprint"] == fingerprint]
+        keys = {_key(row): index for index, row in stored.iterrows()} if not stored.empty else {}
+        rows, missing = [], []
+        for config in configs:
+            index = keys.get(_key(config.flat()))
+            if index is None:
+                missing.append(config)
+            else:
+                rows.append(stored.loc[index])
+        return pd.DataFrame(rows).reset_index(drop=True), missing
+
+    def missing_message(self, missing: Sequence[RunConfig]) -> str:
+        head = (f"{len(missing)} run(s) of this figure are not in {self.store}"
+                f" ({self.profile.name} profile); it shows what is there.")
+        example = missing[0].flat()
+        command = " ".join(["python -m bnlib train"] + [
+            f"--{k.replace('_', '-')} {shlex.quote(str(example[k]))}"
+            for k in ("model", "trainable", "epochs", "seed", "data", "bn_init", "feature_init", "normalize")
+        ] + [f"--runs-dir {shlex.quote(str(self.store))}"])
+        return f"{head}\nTrain them by re-running this chapter with train_missing=True, or one by one, e.g.\n  {command}"
+
+
+def _key(fields) -> tuple:
+    """What identifies a run apart from its data: hashed fields, mode as trained tensors."""
+    model = str(fields["model"]).lower()
+    skip = {"data", "device", "trainable", "model"}
+    names = [f.name for f in dataclasses.fields(RunConfig().model) + dataclasses.fields(RunConfig().data)
+             + dataclasses.fields(RunConfig().train) if f.name not in skip and f.metadata.get("hashed", True)]
+    return (model, _mode_identity(str(fields["trainable"]), model), *(str(fields[n]) for n in names))
+
+
+_MODE_CACHE: dict[tuple[str, str], str] = {}
+
+
+def _mode_identity(trainable: str, model: str) -> str:
+    if (trainable, model) not in _MODE_CACHE:
+        _MODE_CACHE[(trainable, model)] = canonical(trainable, build(model, device="meta"))
+    return _MODE_CACHE[(trainable, model)]

@@ -1,0 +1,162 @@
+"""The book: chapters have a papermill parameters cell, the analysis and figure functions work on
+results tables, and a built chapter shows an interactive plotly figure in headless Chromium."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from bnlib import RunConfig, analysis, book, claims, figures, results
+from bnlib.profiles import PROFILES, Plan
+from bnlib.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+CONFIG_FIELDS = ("profile", "models", "modes", "seeds", "epochs", "device", "data", "runs_dir", "train_missing")
+
+
+def test_there_is_a_chapter_per_section():
+    names = [p.stem for p in CHAPTERS]
+    assert len(names) == 9 and names[0] == "01-introduction" and names[-1] == "09-differences"
+    toc = (ROOT / "_toc.yml").read_text()
+    assert all(f"chapters/{n}" in toc for n in names)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_each_chapter_has_one_parameters_cell_with_the_config_fields(path):
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assert all(f"\n{name} =" in "\n" + tagged[0].source for name in CONFIG_FIELDS)
+    assert sum(len(c.get("outputs", [])) for c in nb.cells) <= 4  # no stored results beyond nbval's checks
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, tiny):
+    """A small results store: two networks, three modes, two seeds, one epoch."""
+    runs_dir = tmp_path_factory.mktemp("store")
+    for model in ("resnet-8", "resnet-14"):
+        for mode in ("all", "bn", "bn,shortcut,output"):
+            for seed in (0, 1):
+                train(RunConfig.from_flat(model=model, trainable=mode, seed=seed, epochs=1, data="synthetic"),
+                      runs_dir, dataset=tiny)
+    return runs_dir
+
+
+def test_replicate_summary_means_and_stds(store):
+    runs = book.with_labels(results.load(store))
+    summary = analysis.replicate_summary(runs, ["model", "mode"])
+    assert len(summary) == 6 and set(summary["n"]) == {2}
+    one = runs[(runs["model"] == "resnet-8") & (runs["mode"] == "BN")]["test_accuracy"]
+    row = summary[(summary["model"] == "resnet-8") & (summary["mode"] == "BN")].iloc[0]
+    assert row["mean"] == pytest.approx(one.mean()) and row["std"] == pytest.approx(one.std())
+
+
+def test_doubling_slope_recovers_a_line():
+    slope, intercept = analysis.doubling_slope(pd.Series([1000, 2000, 4000, 8000]), pd.Series([40, 45, 50, 55]))
+    assert slope == pytest.approx(5) and intercept == pytest.approx(40 - 5 * 9.965784, rel=1e-5)
+
+
+def test_gamma_statistics_of_a_known_table():
+    bn = pd.DataFrame({"gamma": [0.005, -0.2, 0.05, 0.5, -0.009, 1.0, 0.0, 0.3], "beta": [0.0] * 8})
+    stats = analysis.gamma_beta_summary(bn)
+    assert stats["gamma_frac_abs_below_0.01"] == pytest.approx(3 / 8)
+    assert stats["gamma_frac_abs_below_0.1"] == pytest.approx(4 / 8)
+    assert stats["gamma_frac_negative"] == pytest.approx(2 / 8)
+    assert analysis.gamma_fractions(bn, (0.01, 0.5))[0.5] == pytest.approx(5 / 8)
+
+
+def test_clamping_zeroes_exactly_the_small_gammas(store):
+    run_dir = results.load(store)["run_dir"].iloc[0]
+    model = analysis.load_model(run_dir)
+    clamped, fraction = analysis.set_gamma(model, 0.3)
+    before = pd.concat([results.load_batchnorm(run_dir)])
+    assert fraction == pytest.approx((before["gamma"].abs() < 0.3).mean(), abs=1e-6)
+    for (name, a), b in zip(model.state_dict().items(), clamped.state_dict().values()):
+        if name.endswith("weight") and a.dim() == 1 and "fc" not in name:
+            assert ((b == 0) | (b == a)).all() and ((a.abs() < 0.3) == (b == 0)).all()
+    binary, _ = analysis.set_gamma(model, 0.3, keep="one")
+    gammas = [m.weight for m in binary.modules() if hasattr(m, "running_var")]
+    assert all(set(g.detach().unique().tolist()) <= {-1.0, 0.0, 1.0} for g in gammas)
+
+
+def test_clamp_curve_is_stored_and_starts_at_the_unclamped_accuracy(store, tiny):
+    runs = results.load(store)
+    run = runs.iloc[0]
+    curve = analysis.clamp_curve(run["run_dir"], tiny)
+    unclamped = curve[(curve["keep"] == "value") & (curve["threshold"] == 0)]["test_accuracy"].iloc[0]
+    assert unclamped == pytest.approx(run["test_accuracy"])
+    assert (Path(run["run_dir"]) / "clamping.csv").is_file()
+    assert set(curve["keep"]) == {"value", "one", "mean"}
+
+
+def test_scoreboard_has_every_claim_and_computes_ours(store):
+    runs = results.load(store)
+    board = claims.scoreboard(runs)
+    assert len(board) == len(claims.load_claims()) and set(board["holds"]) <= {"yes", "no", "not run"}
+    # ResNet-14 BN-only is in this store: its claim gets our mean, the scale and the data label
+    row = board[board["id"] == "bn-14"].iloc[0]
+    expected = runs[(runs["model"] == "resnet-14") & (runs["trainable"] == "bn")]["test_accuracy"].mean()
+    assert row["ours"] == pytest.approx(expected, abs=1e-3)
+    assert "1 epochs" in row["scale"] and "synthetic" in row["scale"] and "2 seed(s)" in row["scale"]
+    gap = board[board["id"] == "bnso-gain-110"].iloc[0]
+    assert gap["holds"] == "not run"
+
+
+def test_figures_build_from_tables(store):
+    runs = book.with_labels(results.load(store))
+    summary = analysis.replicate_summary(runs, ["model", "mode"])
+    fig = figures.accuracy_by_network(summary, runs, "mode", "Figure 2", ["resnet-8", "resnet-14"])
+    assert {t.name for t in fig.data} == {"All", "BN", "BN+S+O"}
+    assert "synthetic" in fig.layout.title.text and "2 seed(s)" in fig.layout.title.text
+    bn = summary[summary["mode"] == "BN"]
+    assert len(figures.accuracy_vs_bn_parameters(bn, runs).data) == 2  # the deep series: points and its fit
+    plan = Plan.from_parameters("smoke", runs_dir=str(store))
+    curves = book.clamping_curves(plan, runs)
+    slider = figures.clamping_slider(curves, runs, ["resnet-8", "resnet-14"])
+    assert len(slider.frames) == len(analysis.CLAMP_THRESHOLDS) and slider.layout.sliders
+
+
+def test_plan_finds_stored_runs_and_reports_missing_ones(store, capsys):
+    plan = Plan.from_parameters("smoke", models=["resnet-8"], modes=["bn"], seeds=2, runs_dir=str(store),
+                                train_missing=False)
+    found = plan.ensure(plan.figure2())
+    assert len(found) == 2 and set(found["trainable"]) == {"bn"}
+    plan = Plan.from_parameters("smoke", models=["resnet-8"], modes=["none"], seeds=1, runs_dir=str(store),
+                                train_missing=False)
+    assert plan.ensure(plan.figure2()).empty
+    message = capsys.readouterr().out
+    assert "1 run(s)" in message and "python -m bnlib train --model resnet-8 --trainable none" in message
+
+
+def test_profiles():
+    assert PROFILES["paper"].epochs == 160 and PROFILES["paper"].seeds == 5
+    assert len(PROFILES["paper"].deep + PROFILES["paper"].wide) == 13
+    assert PROFILES["smoke"].data == "synthetic"
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_built_chapter_renders_a_plotly_figure(tmp_path):
+    """Build a two-page book (smoke profile) and let headless Chromium render a chapter."""
+    site = tmp_path / "book"
+    (site / "chapters").mkdir(parents=True)
+    shutil.copy(ROOT / "_config.yml", site / "_config.yml")
+    shutil.copy(ROOT / "chapters" / "04-training-only-batchnorm.ipynb", site / "chapters")
+    (site / "index.md").write_text("# test\n")
+    (site / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n  - file: chapters/04-training-only-batchnorm\n")
+    env = {**os.environ, "BNLIB_PROFILE": "smoke"}
+    jb = Path(sys.executable).parent / "jupyter-book"
+    built = subprocess.run([str(jb), "build", str(site)], env=env, capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    page = site / "_build" / "html" / "chapters" / "04-training-only-batchnorm.html"
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert "plot-container plotly" in dom.stdout  # plotly.js ran and drew a figure, offline
+    assert dom.stdout.count("main-svg") >= 2
