@@ -256,7 +256,9 @@ BatchNorm. Binarising the rest (to ±1, or to ± the mean |γ|) drops accuracy t
 """)],
         code('''runs = book.with_labels(plan.ensure([c for c in plan.figure2() if c.train.trainable in ("all", "bn")]))
 curves = book.clamping_curves(plan, runs)
-curves.groupby(["model", "mode", "keep", "threshold"])[["fraction_clamped", "test_accuracy"]].mean().unstack("keep") if len(curves) else curves'''),
+# accuracy (%) after clamping |γ| < threshold to 0, mean over seeds; the fraction clamped is in the figure
+curves[curves["keep"] == "value"].pivot_table(index=["model", "mode"], columns="threshold",
+                                              values="test_accuracy") if len(curves) else curves'''),
         md("""
 ## Figure 7, with a slider
 

@@ -37,14 +37,21 @@ def test_each_chapter_has_one_parameters_cell_with_the_config_fields(path):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, tiny):
+def synthetic():
+    from bnlib import data
+
+    return data.load("synthetic")  # what the smoke profile reads
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, synthetic):
     """A small results store: two networks, three modes, two seeds, one epoch."""
     runs_dir = tmp_path_factory.mktemp("store")
     for model in ("resnet-8", "resnet-14"):
         for mode in ("all", "bn", "bn,shortcut,output"):
             for seed in (0, 1):
                 train(RunConfig.from_flat(model=model, trainable=mode, seed=seed, epochs=1, data="synthetic"),
-                      runs_dir, dataset=tiny)
+                      runs_dir, dataset=synthetic)
     return runs_dir
 
 
@@ -68,7 +75,7 @@ def test_gamma_statistics_of_a_known_table():
     assert stats["gamma_frac_abs_below_0.01"] == pytest.approx(3 / 8)
     assert stats["gamma_frac_abs_below_0.1"] == pytest.approx(4 / 8)
     assert stats["gamma_frac_negative"] == pytest.approx(2 / 8)
-    assert analysis.gamma_fractions(bn, (0.01, 0.5))[0.5] == pytest.approx(5 / 8)
+    assert analysis.gamma_fractions(bn, (0.01, 0.5))[0.5] == pytest.approx(6 / 8)  # all but 0.5 and 1.0
 
 
 def test_clamping_zeroes_exactly_the_small_gammas(store):
@@ -85,10 +92,12 @@ def test_clamping_zeroes_exactly_the_small_gammas(store):
     assert all(set(g.detach().unique().tolist()) <= {-1.0, 0.0, 1.0} for g in gammas)
 
 
-def test_clamp_curve_is_stored_and_starts_at_the_unclamped_accuracy(store, tiny):
+def test_clamp_curve_is_stored_and_starts_at_the_unclamped_accuracy(store, synthetic, tiny):
     runs = results.load(store)
     run = runs.iloc[0]
-    curve = analysis.clamp_curve(run["run_dir"], tiny)
+    with pytest.raises(ValueError, match="trained on data"):
+        analysis.clamp_curve(run["run_dir"], tiny)  # another data set's curve would be meaningless
+    curve = analysis.clamp_curve(run["run_dir"], synthetic)
     unclamped = curve[(curve["keep"] == "value") & (curve["threshold"] == 0)]["test_accuracy"].iloc[0]
     assert unclamped == pytest.approx(run["test_accuracy"])
     assert (Path(run["run_dir"]) / "clamping.csv").is_file()
