@@ -46,6 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(train)
     train.add_argument("--runs-dir", default="runs", help="results store (default: runs)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    bench = commands.add_parser("bench", help="images/s of bnlib's trainer against a plain PyTorch loop")
+    bench.add_argument("--model", help="one network (default: resnet-14, resnet-20, resnet-56)")
+    bench.add_argument("--trainable", help="one mode (default: bn and all)")
+    bench.add_argument("--steps", type=int, default=20, help="SGD steps per measurement (default: 20)")
+    bench.add_argument("--rounds", type=int, default=2, help="alternating measurements of each side (default: 2)")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--replicates", type=int, default=1, help="fused replicates on bnlib's side (default: 1)")
+    bench.add_argument("--channels-last", type=_boolean, default=True)
+    bench.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    bench.add_argument("--compile", default="none", choices=["none", "default", "reduce-overhead"])
+    bench.add_argument("--out", default=None, help="results file to append to (default: data/benchmarks/results.jsonl)")
     return parser
 
 
@@ -79,10 +90,33 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .bench import RESULTS, SUITE_MODELS, SUITE_MODES, bench
+    from .models import parse_name
+
+    if args.model:
+        parse_name(args.model)
+    if args.steps < 1 or args.rounds < 1 or args.replicates < 1:
+        raise ConfigError("steps, rounds and replicates must be >= 1")
+    grid = [(m, t) for m in ([args.model] if args.model else SUITE_MODELS)
+            for t in ([args.trainable] if args.trainable else SUITE_MODES)]
+    for model, trainable in grid:
+        row = bench(model, trainable, steps=args.steps, rounds=args.rounds, device=args.device,
+                    replicates=args.replicates, channels_last=args.channels_last, precision=args.precision,
+                    compile=args.compile, out=Path(args.out) if args.out else RESULTS)
+        print(f"{model:>10} {trainable:>4}  bnlib {row['images_per_s']:8.1f} img/s  reference "
+              f"{row['reference_images_per_s']:8.1f} img/s  ratio {row['ratio']:.2f}  "
+              f"{100 * row['fraction_of_matmul_rate']:.1f}% of matmul rate", file=sys.stderr, flush=True)
+        print(json.dumps(row), flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _params() if args.command == "params" else _train(args)
+        return {"params": lambda: _params(), "train": lambda: _train(args), "bench": lambda: _bench(args)}[args.command]()
     except ConfigError as error:
         sys.stderr.write(f"bnlib: error: {error}\n")
         return 2

@@ -61,7 +61,10 @@ class TrainConfig:
     momentum: float = _field(0.9, "SGD momentum")
     weight_decay: float = _field(1e-4, "L2 weight decay on every trainable parameter, gamma and beta included")
     lr_drops: str = _field("0.5,0.75", "fractions of training after which lr is divided by 10 (80 and 120 of 160)")
+    precision: str = _field("fp32", "fp32, or bf16 (autocast; BatchNorm stays fp32): changes numerics")
     device: str = _field("auto", "auto, cpu, cuda, cuda:N", hashed=False)
+    channels_last: bool = _field(True, "NHWC memory layout (faster on CPU and GPU; same math)", hashed=False)
+    compile: str = _field("none", "torch.compile: none, default, reduce-overhead (CUDA graphs)", hashed=False)
 
 
 CONFIG_TYPES = (ModelConfig, DataConfig, TrainConfig)

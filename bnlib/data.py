@@ -123,7 +123,7 @@ def load(data: str) -> Dataset:
     if cached.is_file():
         return _read_cache(cached)
     arrays = _decode_torchvision(path) if kind == "torchvision" else _decode_image_folder(path)
-    dataset = _from_arrays(*arrays, source=f"{kind}:{path}")
+    dataset = from_arrays(*arrays, source=f"{kind}:{path}")
     _write_cache(cached, dataset)
     return dataset
 
@@ -216,7 +216,7 @@ def _decode_image_folder(path: Path) -> tuple[np.ndarray, ...]:
     return (*split("train"), *split("test"), classes)
 
 
-def _from_arrays(train_x, train_y, test_x, test_y, classes, source: str) -> Dataset:
+def from_arrays(train_x, train_y, test_x, test_y, classes, source: str) -> Dataset:
     h = hashlib.sha256()
     for array in (train_x, train_y, test_x, test_y):
         h.update(np.ascontiguousarray(array).tobytes())
@@ -265,7 +265,7 @@ def synthetic(train_size: int = 1024, test_size: int = 256, seed: int = 1234) ->
         x = 128 + 200 * (patterns[y] - 0.5) + 10 * torch.randn(n, 3, 32, 32, generator=g)
         return x.clamp(0, 255).to(torch.uint8).numpy(), y.numpy()
 
-    return _from_arrays(*draw(train_size), *draw(test_size), classes, source=f"synthetic:seed={seed}")
+    return from_arrays(*draw(train_size), *draw(test_size), classes, source=f"synthetic:seed={seed}")
 
 
 # --------------------------------------------------------------------------- batches

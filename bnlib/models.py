@@ -61,6 +61,10 @@ class BatchNorm2d(nn.BatchNorm2d):
         self.normalize = normalize
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled(x.device.type):
+            # Mixed precision keeps BatchNorm in fp32: statistics of bf16 activations lose digits.
+            with torch.autocast(x.device.type, enabled=False):
+                return self.forward(x.float())
         if self.normalize:
             return super().forward(x)
         return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
@@ -69,23 +73,43 @@ class BatchNorm2d(nn.BatchNorm2d):
         return super().extra_repr() + f", normalize={self.normalize}"
 
 
-def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+def _conv(cin: int, cout: int, kernel: int, stride: int, replicates: int) -> nn.Conv2d:
+    """A convolution without bias; with R replicates, R independent ones as one grouped conv."""
+    return nn.Conv2d(cin * replicates, cout * replicates, kernel, stride=stride, padding=kernel // 2,
+                     bias=False, groups=replicates)
+
+
+class GroupedLinear(nn.Linear):
+    """R independent linear layers in one: weight (R*out, in), input (B, R*in) -> (B, R, out).
+    With R = 1 it is ``nn.Linear`` with the same parameters and state-dict layout."""
+
+    def __init__(self, cin: int, cout: int, replicates: int = 1):
+        super().__init__(cin, cout * replicates)
+        self.replicates = replicates
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.replicates == 1:
+            return super().forward(x)
+        r = self.replicates
+        weight = self.weight.view(r, -1, self.in_features)
+        out = torch.einsum("bri,roi->bro", x.view(x.shape[0], r, self.in_features), weight)
+        return out + self.bias.view(r, -1)
 
 
 class Block(nn.Module):
     """conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU."""
 
-    def __init__(self, cin: int, cout: int, stride: int, normalize: bool):
+    def __init__(self, cin: int, cout: int, stride: int, normalize: bool, replicates: int = 1):
         super().__init__()
-        self.conv1 = _conv3x3(cin, cout, stride)
-        self.bn1 = BatchNorm2d(cout, normalize)
-        self.conv2 = _conv3x3(cout, cout)
-        self.bn2 = BatchNorm2d(cout, normalize)
+        r = replicates
+        self.conv1 = _conv(cin, cout, 3, stride, r)
+        self.bn1 = BatchNorm2d(cout * r, normalize)
+        self.conv2 = _conv(cout, cout, 3, 1, r)
+        self.bn2 = BatchNorm2d(cout * r, normalize)
         # Downsampling blocks use a 1x1 stride-2 convolution followed by BatchNorm, as in the
         # authors' framework; every other shortcut is the identity with no parameters.
         self.shortcut = (
-            nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), BatchNorm2d(cout, normalize))
+            nn.Sequential(_conv(cin, cout, 1, stride, r), BatchNorm2d(cout * r, normalize))
             if stride != 1 or cin != cout
             else nn.Identity()
         )
@@ -97,21 +121,27 @@ class Block(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, arch: Architecture, normalize: bool = True, num_classes: int = 10):
+    """The paper's ResNet. With ``replicates=R`` it holds R independent networks side by side
+    (grouped convolutions, per-channel BatchNorm): input (B, R*3, H, W), output (B, R, classes).
+    Replicate r's tensors are the r-th slice along dimension 0 of every parameter and buffer."""
+
+    def __init__(self, arch: Architecture, normalize: bool = True, num_classes: int = 10, replicates: int = 1):
         super().__init__()
         self.arch = arch
+        self.normalize = normalize
+        self.replicates = r = replicates
         widths = [16 * arch.width, 32 * arch.width, 64 * arch.width]
-        self.conv = _conv3x3(3, widths[0])
-        self.bn = BatchNorm2d(widths[0], normalize)
+        self.conv = _conv(3, widths[0], 3, 1, r)
+        self.bn = BatchNorm2d(widths[0] * r, normalize)
         blocks = []
         cin = widths[0]
         for stage, cout in enumerate(widths):
             for index in range(arch.depth):
                 stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(Block(cin, cout, stride, normalize))
+                blocks.append(Block(cin, cout, stride, normalize, r))
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(widths[-1], num_classes)
+        self.fc = GroupedLinear(widths[-1], num_classes, r)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn(self.conv(x)))
@@ -144,6 +174,26 @@ def build(
     model = ResNet(arch, normalize)
     initialize(model, bn_init=bn_init, feature_init=feature_init, seed=seed)
     return model.to(device)
+
+
+def fuse(networks: list[ResNet]) -> ResNet:
+    """R networks of one architecture as one :class:`ResNet` with ``replicates=R``: trained
+    together, each replicate computes what it would alone (to within float rounding)."""
+    first = networks[0]
+    fused = ResNet(first.arch, first.normalize, replicates=len(networks))
+    fused.load_state_dict(stack_states([n.state_dict() for n in networks]))
+    return fused.to(next(first.parameters()).device)
+
+
+def stack_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Per-replicate tensors (state dicts, optimizer buffers) -> fused ones, along dim 0."""
+    return {k: torch.cat([s[k] for s in states]) if states[0][k].dim() else states[0][k] for k in states[0]}
+
+
+def split_state(state: dict[str, torch.Tensor], replicates: int) -> list[dict[str, torch.Tensor]]:
+    """The inverse of :func:`stack_states`."""
+    return [{k: (v.chunk(replicates)[r] if v.dim() else v).clone() for k, v in state.items()}
+            for r in range(replicates)]
 
 
 def parameter_parts(model: nn.Module) -> dict[str, frozenset[str]]:

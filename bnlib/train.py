@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -26,7 +26,7 @@ from . import results
 from .config import ConfigError, RunConfig
 from .freezing import apply_trainable, canonical, parse_trainable
 from .init import check_names
-from .models import build, parse_name
+from .models import build, fuse, parse_name, split_state, stack_states
 
 
 @dataclass
@@ -116,113 +116,204 @@ def train(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> RunResult:
     """Train one run, or return it from the store, or resume it. See the module docstring."""
-    validate(config)
-    dataset = dataset if dataset is not None else data_lib.load(config.data.data)
-    folder = locate(config, dataset, runs_dir)
-    if (folder / results.RESULT).is_file():
-        stored = results.read_json(folder / results.RESULT)
-        return RunResult(str(folder), stored["status"], stored["test_accuracy"], stored["epochs_completed"],
-                         cached=True, resumed_from_epoch=0)
+    return train_replicates([config], runs_dir, dataset=dataset, progress=progress, on_epoch=on_epoch)[0]
 
-    device = resolve_device(config.train.device)
-    folder.mkdir(parents=True, exist_ok=True)
-    results.write_json(folder / results.CONFIG, {**config.flat(), **dataset.describe()})
 
-    m = config.model
-    model = build(m.model, bn_init=m.bn_init, feature_init=m.feature_init, normalize=m.normalize,
-                  seed=config.train.seed, device=device)
-    params = apply_trainable(model, config.train.trainable)
-    t = config.train
+def train_replicates(
+    configs: Sequence[RunConfig],
+    runs_dir: str | Path,
+    *,
+    dataset: data_lib.Dataset | None = None,
+    progress: bool = False,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> list[RunResult]:
+    """Train replicates of one experiment (configs that differ only in ``seed``) together, as
+    one fused network (:func:`bnlib.models.fuse`) so that small networks fill a GPU.
+
+    Each replicate keeps its own initialisation, data order, augmentation and BatchNorm
+    statistics, and is stored as its own run, exactly as if trained alone: finished ones are
+    returned from the store, interrupted ones resume (together when they stopped at the same
+    epoch), and a fused replicate can later be resumed alone and vice versa.
+    """
+    for config in configs:
+        validate(config)
+    if len({c.replace(seed=0) for c in configs}) != 1 or len({c.train.seed for c in configs}) != len(configs):
+        raise ConfigError("replicates trained together must differ in their seed and in nothing else")
+    dataset = dataset if dataset is not None else data_lib.load(configs[0].data.data)
+    folders = [locate(c, dataset, runs_dir) for c in configs]
+    done: dict[int, RunResult] = {}
+    waiting: dict[int, list[int]] = {}  # checkpoint epoch -> replicates that stopped there
+    for i, folder in enumerate(folders):
+        if (folder / results.RESULT).is_file():
+            stored = results.read_json(folder / results.RESULT)
+            done[i] = RunResult(str(folder), stored["status"], stored["test_accuracy"], stored["epochs_completed"],
+                                cached=True, resumed_from_epoch=0)
+        else:
+            checkpoint = folder / results.CHECKPOINT
+            start = results.load_torch(checkpoint)["epoch"] if checkpoint.is_file() else 0
+            waiting.setdefault(start, []).append(i)
+    for group in waiting.values():
+        trained = _train_group([configs[i] for i in group], [folders[i] for i in group], dataset, progress, on_epoch)
+        done.update(zip(group, trained))
+    return [done[i] for i in range(len(configs))]
+
+
+def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_lib.Dataset, progress: bool,
+                 on_epoch: Callable[[dict[str, float]], None] | None) -> list[RunResult]:
+    t, m = configs[0].train, configs[0].model
+    r = len(configs)
+    device = resolve_device(t.device)
+    for config, folder in zip(configs, folders):
+        folder.mkdir(parents=True, exist_ok=True)
+        results.write_json(folder / results.CONFIG, {**config.flat(), **dataset.describe()})
+
+    states = [results.load_torch(f / results.CHECKPOINT) if (f / results.CHECKPOINT).is_file() else None
+              for f in folders]
+    singles = [build(m.model, bn_init=m.bn_init, feature_init=m.feature_init, normalize=m.normalize,
+                     seed=c.train.seed) for c in configs]
+    for single, state in zip(singles, states):
+        if state is not None:
+            single.load_state_dict(state["model"])
+    model = (singles[0] if r == 1 else fuse(singles)).to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = apply_trainable(model, t.trainable)
     optimizer = (
         torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay) if params else None
     )
-    metrics: list[dict[str, float]] = []
-    start = 0
-    if (folder / results.CHECKPOINT).is_file():
-        state = results.load_torch(folder / results.CHECKPOINT, map_location=device)
-        model.load_state_dict(state["model"])
-        if optimizer is not None:
-            optimizer.load_state_dict(state["optimizer"])
-        metrics, start = state["metrics"], state["epoch"]
+    if optimizer is not None and states[0] is not None:
+        optimizer.load_state_dict(_stack_optimizer([s["optimizer"] for s in states]))
+    metrics: list[list[dict[str, float]]] = [s["metrics"] if s else [] for s in states]
+    start = states[0]["epoch"] if states[0] else 0
+    step_model = torch.compile(model, mode=None if t.compile == "default" else t.compile) \
+        if t.compile != "none" else model
 
     ds = dataset.to(device)
-    status = "complete"
+    status = ["complete"] * r
+    alive = list(range(r))
     for epoch in range(start, t.epochs):
-        row = _run_epoch(model, optimizer, ds, config, epoch, progress)
-        metrics.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
-        if not math.isfinite(row["train_loss"]):
-            status = "diverged"  # recorded, not raised: a sweep goes on past a diverged run
+        rows = _run_epoch(step_model, optimizer, ds, configs, epoch, progress)
+        model_states = split_state(model.state_dict(), r)
+        optimizer_states = _split_optimizer(optimizer.state_dict(), r) if optimizer is not None else [None] * r
+        for i in list(alive):
+            metrics[i].append(rows[i])
+            if on_epoch is not None:
+                on_epoch(rows[i])
+            if not math.isfinite(rows[i]["train_loss"]):
+                status[i] = "diverged"  # recorded, not raised: a sweep goes on past a diverged run
+                alive.remove(i)
+                _finish(folders[i], singles[i], model_states[i], metrics[i], "diverged", device, ds)
+                continue
+            results.write_csv(folders[i] / results.METRICS, metrics[i], results.METRIC_COLUMNS)
+            results.save_torch(folders[i] / results.CHECKPOINT, {
+                "epoch": epoch + 1, "model": model_states[i], "optimizer": optimizer_states[i], "metrics": metrics[i],
+            })
+        if not alive:
             break
-        results.write_csv(folder / results.METRICS, metrics, results.METRIC_COLUMNS)
-        results.save_torch(folder / results.CHECKPOINT, {
-            "epoch": epoch + 1,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
-            "metrics": metrics,
-        })
+    if alive:
+        final = split_state(model.state_dict(), r)
+        for i in alive:
+            _finish(folders[i], singles[i], final[i], metrics[i], "complete", device, ds)
+    return [RunResult(str(folders[i]), status[i], metrics[i][-1]["test_accuracy"], len(metrics[i]),
+                      cached=False, resumed_from_epoch=start) for i in range(r)]
 
-    _finish(folder, model, metrics, status, device, ds)
-    return RunResult(str(folder), status, metrics[-1]["test_accuracy"], len(metrics),
-                     cached=False, resumed_from_epoch=start)
+
+def _split_optimizer(state: dict, replicates: int) -> list[dict]:
+    """SGD's state of a fused network -> one state per replicate (momentum is elementwise)."""
+    buffers = split_state({str(k): v["momentum_buffer"] for k, v in state["state"].items()}, replicates)
+    return [{"state": {int(k): {"momentum_buffer": v} for k, v in b.items()}, "param_groups": state["param_groups"]}
+            for b in buffers]
+
+
+def _stack_optimizer(states: list[dict]) -> dict:
+    buffers = stack_states([{str(k): v["momentum_buffer"] for k, v in s["state"].items()} for s in states])
+    return {"state": {int(k): {"momentum_buffer": v} for k, v in buffers.items()},
+            "param_groups": states[0]["param_groups"]}
+
+
+def _inputs(batches: list[tuple[torch.Tensor, torch.Tensor]], channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch per replicate -> the fused network's input (B, R*3, H, W) and labels (B, R)."""
+    x = torch.cat([b[0] for b in batches], dim=1) if len(batches) > 1 else batches[0][0]
+    y = torch.stack([b[1] for b in batches], dim=1)
+    return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y
+
+
+def _losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image, per-replicate cross-entropy (B, R) and the logits (B, R, classes)."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        logits = model(x)
+    logits = logits.float().view(y.shape[0], y.shape[1], -1)
+    per_image = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view_as(y)
+    return per_image, logits
 
 
 def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer | None, ds: data_lib.Dataset,
-               config: RunConfig, epoch: int, progress: bool) -> dict[str, float]:
-    t = config.train
-    lr = learning_rate(config, epoch)
+               configs: list[RunConfig], epoch: int, progress: bool) -> list[dict[str, float]]:
+    t = configs[0].train
+    r = len(configs)
+    lr = learning_rate(configs[0], epoch)
     if optimizer is not None:
         for group in optimizer.param_groups:
             group["lr"] = lr
     model.train()
     started = time.perf_counter()
-    loss_sum = torch.zeros((), device=ds.train_x.device)
-    correct = torch.zeros((), device=ds.train_x.device, dtype=torch.long)
-    batches = data_lib.train_batches(ds, t.batch_size, t.seed, epoch, config.data.augment)
+    loss_sum = torch.zeros(r, device=ds.train_x.device)
+    correct = torch.zeros(r, device=ds.train_x.device, dtype=torch.long)
+    batches: Iterable = zip(*[data_lib.train_batches(ds, t.batch_size, c.train.seed, epoch, c.data.augment)
+                              for c in configs])
     if progress:
         from tqdm import tqdm
 
         steps = math.ceil(ds.train_x.shape[0] / t.batch_size)
         batches = tqdm(batches, total=steps, desc=f"epoch {epoch + 1}/{t.epochs}", file=sys.stderr, leave=False)
-    for x, y in batches:
+    for per_replicate in batches:
+        x, y = _inputs(per_replicate, t.channels_last)
         # With nothing trainable ("none"), the forward pass still updates BatchNorm's running
         # statistics, exactly as in the paper's None baseline; there is just no step.
         with torch.set_grad_enabled(optimizer is not None):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            per_image, logits = _losses(model, x, y, t.precision)
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # Replicates share no parameter, so the sum of their batch means gives each
+            # replicate exactly the gradient it would get alone.
+            (per_image.sum() / y.shape[0]).backward()
             optimizer.step()
-        loss_sum += loss.detach() * len(y)
-        correct += (logits.argmax(1) == y).sum()
+        loss_sum += per_image.detach().sum(0)
+        correct += (logits.argmax(-1) == y).sum(0)
     train_seconds = time.perf_counter() - started
     n = ds.train_x.shape[0]
-    test_loss, test_accuracy = evaluate(model, ds)
-    return {
+    tests = _evaluate(model, ds, r, t.channels_last, t.precision)
+    seconds = time.perf_counter() - started
+    return [{
         "epoch": epoch + 1,
         "lr": lr,
-        "train_loss": loss_sum.item() / n,
-        "train_accuracy": 100.0 * correct.item() / n,
-        "test_loss": test_loss,
-        "test_accuracy": test_accuracy,
-        "seconds": time.perf_counter() - started,
-        "images_per_s": n / train_seconds,
-    }
+        "train_loss": loss_sum[i].item() / n,
+        "train_accuracy": 100.0 * correct[i].item() / n,
+        "test_loss": tests[i][0],
+        "test_accuracy": tests[i][1],
+        "seconds": seconds,
+        "images_per_s": n / train_seconds,  # per replicate: fused replicates share these seconds
+    } for i in range(r)]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, ds: data_lib.Dataset) -> tuple[float, float]:
-    """Test loss and accuracy (percent) with BatchNorm in inference mode."""
+def _evaluate(model: nn.Module, ds: data_lib.Dataset, replicates: int = 1, channels_last: bool = False,
+              precision: str = "fp32") -> list[tuple[float, float]]:
     model.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum = torch.zeros(replicates, device=ds.test_x.device)
+    correct = torch.zeros(replicates, device=ds.test_x.device, dtype=torch.long)
     for x, y in data_lib.test_batches(ds):
-        logits = model(x)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        x, y = _inputs([(x, y)] * replicates, channels_last)
+        per_image, logits = _losses(model, x, y, precision)
+        loss_sum += per_image.sum(0)
+        correct += (logits.argmax(-1) == y).sum(0)
     n = ds.test_x.shape[0]
-    return loss_sum / n, 100.0 * correct / n
+    return [(loss_sum[i].item() / n, 100.0 * correct[i].item() / n) for i in range(replicates)]
+
+
+def evaluate(model: nn.Module, ds: data_lib.Dataset) -> tuple[float, float]:
+    """Test loss and accuracy (percent) of one network, BatchNorm in inference mode."""
+    return _evaluate(model, ds)[0]
 
 
 def batchnorm_table(model: nn.Module) -> list[dict[str, Any]]:
@@ -237,12 +328,14 @@ def batchnorm_table(model: nn.Module) -> list[dict[str, Any]]:
     return rows
 
 
-def _finish(folder: Path, model: nn.Module, metrics: list[dict[str, float]], status: str,
-            device: torch.device, ds: data_lib.Dataset) -> None:
+def _finish(folder: Path, model: nn.Module, state: dict[str, torch.Tensor], metrics: list[dict[str, float]],
+            status: str, device: torch.device, ds: data_lib.Dataset) -> None:
+    """Write a finished run's files, ``result.json`` (the completion marker) last."""
+    model.load_state_dict(state)  # this replicate's final tensors, into its own single network
     results.write_csv(folder / results.METRICS, metrics, results.METRIC_COLUMNS)
     results.write_csv(folder / results.BATCHNORM, batchnorm_table(model),
                       ("layer", "channel", "gamma", "beta", "running_mean", "running_var"))
-    results.save_torch(folder / results.MODEL, {k: v.cpu() for k, v in model.state_dict().items()})
+    results.save_torch(folder / results.MODEL, {k: v.cpu().contiguous() for k, v in model.state_dict().items()})
     last = metrics[-1]
     results.write_json(folder / results.RESULT, {
         "status": status,

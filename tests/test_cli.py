@@ -63,3 +63,31 @@ def test_bad_input_from_a_real_process(tmp_path):
     done = run_cli("train", "--model", "vgg-16", "--runs-dir", str(tmp_path / "runs"))
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().count("\n") == 0 and "resnet-N" in done.stderr
+
+
+def test_bench_prints_and_stores_the_comparison(tmp_path, capsys):
+    out = tmp_path / "bench.jsonl"
+    assert main(["bench", "--model", "resnet-8", "--trainable", "bn", "--steps", "2", "--rounds", "1",
+                 "--out", str(out)]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["images_per_s"] > 0 and last["reference_images_per_s"] > 0
+    assert last["ratio"] == pytest.approx(last["images_per_s"] / last["reference_images_per_s"], rel=1e-2)
+    assert 0 < last["fraction_of_matmul_rate"] < 1 and last["training_gflops_per_image"] > 0
+    stored = [json.loads(line) for line in out.read_text().splitlines()]
+    assert stored[-1]["torch_version"] and stored[-1]["hardware"] and stored[-1]["date"]
+
+
+def test_bench_rejects_bad_input(capsys):
+    assert main(["bench", "--model", "resnet-7"]) == 2
+    assert "resnet-N" in capsys.readouterr().err
+
+
+def test_flop_count_of_resnet14():
+    """Forward FLOPs of ResNet-14 are about 2 x 27.9M multiply-adds; a BN-only step adds the
+    backward through the activations, an all-parameters step also the weight gradients."""
+    from bnlib.bench import training_flops_per_image
+    from bnlib.config import RunConfig
+
+    bn = training_flops_per_image(RunConfig.from_flat(model="resnet-14", trainable="bn"))
+    full = training_flops_per_image(RunConfig.from_flat(model="resnet-14", trainable="all"))
+    assert 1.5 * 55e6 < bn < 2.5 * 55e6 and 2.5 * 55e6 < full < 3.5 * 55e6
