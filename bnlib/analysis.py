@@ -109,8 +109,8 @@ def run_config_fields(run_dir: str | Path) -> dict:
     """The config fields of a stored run (``config.json`` also holds data descriptors)."""
     from .config import all_fields
 
-    stored = results.read_json(Path(run_dir) / results.CONFIG)
-    return {f.name: stored[f.name] for f in all_fields() if f.name in stored}
+    stored = results.read_config(run_dir)
+    return {f.name: stored[f.name] for f in all_fields()}
 
 
 @torch.no_grad()

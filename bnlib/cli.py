@@ -46,6 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(train)
     train.add_argument("--runs-dir", default="runs", help="results store (default: runs)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    sweep = commands.add_parser("sweep", help="train a grid of runs on Ray, skipping finished ones")
+    sweep.add_argument("--profile", choices=["smoke", "cpu", "paper"],
+                       help="every run the book's chapters need in this profile (instead of a grid)")
+    sweep.add_argument("--models", help="networks, comma separated (default: resnet-14)")
+    sweep.add_argument("--trainable", help="modes, comma separated; parts of one mode joined by + "
+                       "(bn+shortcut+output) (default: bn)")
+    sweep.add_argument("--bn-inits", help="BatchNorm inits, comma separated (default: uniform)")
+    sweep.add_argument("--feature-inits", help="feature inits, comma separated (default: he-normal)")
+    sweep.add_argument("--seeds", type=int, help="replicates: seeds 0..N-1 (default: 1)")
+    sweep.add_argument("--epochs", type=int, help="epochs per run (default: 160)")
+    sweep.add_argument("--data", help="data source, as for train (default: cifar10)")
+    sweep.add_argument("--device", default="auto")
+    sweep.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    sweep.add_argument("--runs-dir", default="runs", help="results store (default: runs)")
+    sweep.add_argument("--address", help="an existing Ray cluster (default: start Ray on this machine)")
+    sweep.add_argument("--gpus-per-run", type=float, help="GPU share of a run, e.g. 0.25 (default: 1 if GPUs)")
+    sweep.add_argument("--cpus-per-run", type=float, help="CPU slots of a run (default: all cores without GPU)")
+    sweep.add_argument("--retries", type=int, default=2, help="retries of a failed run (default: 2)")
+    sweep.add_argument("--no-progress", action="store_true")
     bench = commands.add_parser("bench", help="images/s of bnlib's trainer against a plain PyTorch loop")
     bench.add_argument("--model", help="one network (default: resnet-14, resnet-20, resnet-56)")
     bench.add_argument("--trainable", help="one mode (default: bn and all)")
@@ -113,10 +132,35 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from . import sweep
+
+    def items(text: str | None, default: str) -> list[str]:
+        return [v.strip() for v in (text or default).split(",") if v.strip()]
+
+    if args.profile:
+        configs = sweep.profile_grid(args.profile, seeds=args.seeds, epochs=args.epochs, data=args.data,
+                                     device=args.device)
+    else:
+        configs = sweep.grid(
+            items(args.models, "resnet-14"), [m.replace("+", ",") for m in items(args.trainable, "bn")],
+            1 if args.seeds is None else args.seeds, 160 if args.epochs is None else args.epochs,
+            args.data or "cifar10", items(args.bn_inits, "uniform"), items(args.feature_inits, "he-normal"),
+            device=args.device, precision=args.precision)
+    if args.address:
+        sweep.check_address(args.address)
+    counts = sweep.run(configs, args.runs_dir, address=args.address, gpus_per_run=args.gpus_per_run,
+                       cpus_per_run=args.cpus_per_run, retries=args.retries, progress=not args.no_progress)
+    print(json.dumps(counts))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"params": lambda: _params(), "train": lambda: _train(args), "bench": lambda: _bench(args)}[args.command]()
+        commands = {"params": _params, "train": lambda: _train(args), "bench": lambda: _bench(args),
+                    "sweep": lambda: _sweep(args)}
+        return commands[args.command]()
     except ConfigError as error:
         sys.stderr.write(f"bnlib: error: {error}\n")
         return 2

@@ -92,6 +92,12 @@ def read_json(path: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- readers
 
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """A run's ``config.json``; fields added to the config after the run was stored read as
+    their defaults (which is what the run computed: defaults never change meaning)."""
+    return {**RunConfig().flat(), **read_json(Path(folder) / CONFIG)}
+
+
 def run_dirs(runs_dir: str | Path) -> list[Path]:
     root = Path(runs_dir)
     return sorted(p.parent for p in root.glob(f"*/{CONFIG}")) if root.is_dir() else []
@@ -103,7 +109,7 @@ def load(runs_dir: str | Path) -> pd.DataFrame:
     the final (or latest) epoch's metrics, and ``run_dir``."""
     rows = []
     for folder in run_dirs(runs_dir):
-        row: dict[str, Any] = read_json(folder / CONFIG)
+        row: dict[str, Any] = read_config(folder)
         if (folder / RESULT).is_file():
             row.update(read_json(folder / RESULT))
         else:
@@ -127,7 +133,7 @@ def load_metrics(runs_dir: str | Path) -> pd.DataFrame:
     for folder in run_dirs(runs_dir):
         metrics = load_metrics_of(folder)
         if len(metrics):
-            scalars = {k: v for k, v in read_json(folder / CONFIG).items() if not isinstance(v, (list, dict))}
+            scalars = {k: v for k, v in read_config(folder).items() if not isinstance(v, (list, dict))}
             frames.append(metrics.assign(**scalars, run_dir=str(folder)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

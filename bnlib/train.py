@@ -8,8 +8,11 @@ what an uninterrupted one would have done.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import math
+import os
 import platform
 import sys
 import time
@@ -141,21 +144,49 @@ def train_replicates(
         raise ConfigError("replicates trained together must differ in their seed and in nothing else")
     dataset = dataset if dataset is not None else data_lib.load(configs[0].data.data)
     folders = [locate(c, dataset, runs_dir) for c in configs]
-    done: dict[int, RunResult] = {}
-    waiting: dict[int, list[int]] = {}  # checkpoint epoch -> replicates that stopped there
-    for i, folder in enumerate(folders):
-        if (folder / results.RESULT).is_file():
-            stored = results.read_json(folder / results.RESULT)
-            done[i] = RunResult(str(folder), stored["status"], stored["test_accuracy"], stored["epochs_completed"],
-                                cached=True, resumed_from_epoch=0)
-        else:
+    done = {i: _stored(f) for i, f in enumerate(folders) if (f / results.RESULT).is_file()}
+    with _locked([f for i, f in enumerate(folders) if i not in done]):
+        waiting: dict[int, list[int]] = {}  # checkpoint epoch -> replicates that stopped there
+        for i, folder in enumerate(folders):
+            if i in done:
+                continue
+            if (folder / results.RESULT).is_file():  # finished by another process while we waited
+                done[i] = _stored(folder)
+                continue
             checkpoint = folder / results.CHECKPOINT
             start = results.load_torch(checkpoint)["epoch"] if checkpoint.is_file() else 0
             waiting.setdefault(start, []).append(i)
-    for group in waiting.values():
-        trained = _train_group([configs[i] for i in group], [folders[i] for i in group], dataset, progress, on_epoch)
-        done.update(zip(group, trained))
+        for group in waiting.values():
+            trained = _train_group([configs[i] for i in group], [folders[i] for i in group], dataset, progress,
+                                   on_epoch)
+            done.update(zip(group, trained))
     return [done[i] for i in range(len(configs))]
+
+
+def _stored(folder: Path) -> RunResult:
+    stored = results.read_json(folder / results.RESULT)
+    return RunResult(str(folder), stored["status"], stored["test_accuracy"], stored["epochs_completed"],
+                     cached=True, resumed_from_epoch=0)
+
+
+@contextlib.contextmanager
+def _locked(folders: list[Path]):
+    """Hold an exclusive lock on each run folder: two processes (a sweep's retry and a worker
+    a killed driver left behind, say) never train one run at once. The OS drops the lock when
+    its process dies, so a killed run never blocks its own resumption."""
+    with contextlib.ExitStack() as stack:
+        for folder in sorted(folders):  # one order for every process: no deadlock
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = stack.enter_context(open(folder / ".lock", "w"))
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _event(folder: Path, text: str) -> None:
+    """Append one line to the run's ``events.log``: when it started, resumed and finished."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    with open(folder / "events.log", "a") as f:
+        f.write(f"{stamp} {text} pid={os.getpid()} host={platform.node()}\n")
 
 
 def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_lib.Dataset, progress: bool,
@@ -188,6 +219,8 @@ def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_li
     step_model = torch.compile(model, mode=None if t.compile == "default" else t.compile) \
         if t.compile != "none" else model
 
+    for folder in folders:
+        _event(folder, f"start epoch={start} replicates={r} device={device}")
     ds = dataset.to(device)
     status = ["complete"] * r
     alive = list(range(r))
@@ -354,3 +387,4 @@ def _finish(folder: Path, model: nn.Module, state: dict[str, torch.Tensor], metr
         **ds.describe(),
     })
     (folder / results.CHECKPOINT).unlink(missing_ok=True)
+    _event(folder, f"finish status={status} epochs={len(metrics)}")

@@ -12,4 +12,4 @@ fi
 if [ -z "${BNLIB_KEEP_TORCH:-}" ]; then
     .venv/bin/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test,book]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test,book,sweep]'

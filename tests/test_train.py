@@ -167,6 +167,15 @@ def test_results_load_reads_every_run(tiny, runs):
     assert results.load(runs / "missing").empty
 
 
+def test_runs_stored_before_a_field_existed_read_as_its_default(tiny, runs):
+    result = train(config(trainable="bn"), runs, dataset=tiny)
+    path = Path(result.run_dir) / "config.json"
+    stored = json.loads(path.read_text())
+    del stored["precision"]  # as written before the precision field was added
+    path.write_text(json.dumps(stored))
+    assert results.load(runs).loc[0, "precision"] == "fp32"
+
+
 @pytest.mark.parametrize("bad", [
     dict(model="resnet-7"), dict(trainable="weights"), dict(bn_init="zeros"), dict(feature_init="xavier"),
     dict(epochs=0), dict(batch_size=0), dict(lr_drops="0.5,1.5"), dict(data="/no/such/data"), dict(lr=math.nan),

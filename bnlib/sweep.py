@@ -1,0 +1,137 @@
+"""``python -m bnlib sweep``: a grid of runs on Ray, skipping what the results store has.
+
+A sweep expands a grid (flags, or a book profile) into run configs, skips the runs already
+finished, and trains the rest as Ray tasks: on an embedded local Ray by default (one run per
+GPU or a fraction of one, or CPU slots on a machine without a GPU), or on an existing cluster
+with ``--address``. Runs are the same configs and folders as ``python -m bnlib train``, so a
+chapter reads a sweep's results with no extra step.
+
+Faults: a task whose worker dies or that raises is retried (``--retries`` times) and resumes
+from its run's last checkpoint; a diverged run is a result, not a failure, and is not retried.
+A killed driver loses nothing: started again, the sweep skips finished runs and resumes
+interrupted ones. A per-run lock keeps two processes from ever training the same run at once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from itertools import product
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import data as data_lib
+from . import results
+from .config import ConfigError, RunConfig
+from .train import locate, validate
+
+
+def grid(models: Sequence[str], modes: Sequence[str], seeds: int, epochs: int, data: str,
+         bn_inits: Sequence[str] = ("uniform",), feature_inits: Sequence[str] = ("he-normal",),
+         **fields: Any) -> list[RunConfig]:
+    """Every combination of models x modes x initialisations x seeds, each validated."""
+    configs = [RunConfig.from_flat(model=m, trainable=t, bn_init=b, feature_init=f, seed=s, epochs=epochs,
+                                   data=data, **fields)
+               for m, t, b, f, s in product(models, modes, bn_inits, feature_inits, range(seeds))]
+    return _checked(configs)
+
+
+def profile_grid(profile: str, **overrides: Any) -> list[RunConfig]:
+    """Every run the book's chapters need in a profile (Figures 1 and 2, Appendices C-E)."""
+    from .profiles import Plan
+
+    plan = Plan.from_parameters(profile, **overrides)
+    configs = plan.figure1() + plan.figure2() + plan.bn_init_grid() + plan.feature_init_grid() + plan.ablation_grid()
+    return _checked(list(dict.fromkeys(configs)))
+
+
+def _checked(configs: list[RunConfig]) -> list[RunConfig]:
+    if not configs:
+        raise ConfigError("the grid expands to zero runs")
+    for config in configs:
+        validate(config)
+    return configs
+
+
+def check_address(address: str, timeout: float = 3.0) -> None:
+    """Fail fast, with one line, when a Ray cluster's address does not answer."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError):
+        raise ConfigError(f"cannot reach a Ray cluster at {address!r}") from None
+
+
+def _train_task(flat: dict[str, Any], runs_dir: str, threads: int) -> dict[str, Any]:
+    """One run inside a Ray worker: train (or resume, or find) it and report."""
+    import torch
+
+    from .train import train
+
+    if threads:
+        torch.set_num_threads(threads)
+    started = time.time()
+    result = train(RunConfig.from_flat(**flat), runs_dir)
+    return {**result.to_dict(), "seconds": time.time() - started}
+
+
+def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | None = None,
+        gpus_per_run: float | None = None, cpus_per_run: float | None = None, retries: int = 2,
+        progress: bool = True) -> dict[str, Any]:
+    """Train every config not yet finished in ``runs_dir`` on Ray; return the counts."""
+    import ray
+    from tqdm import tqdm
+
+    runs_dir = str(Path(runs_dir).resolve())
+    if address:
+        check_address(address)
+    datasets: dict[str, data_lib.Dataset] = {}
+    todo, skipped = [], 0
+    for config in configs:  # what is finished needs no worker
+        dataset = datasets.setdefault(config.data.data, data_lib.load(config.data.data))
+        if (locate(config, dataset, runs_dir) / results.RESULT).is_file():
+            skipped += 1
+        else:
+            todo.append(config)
+    counts = {"trained": 0, "skipped": skipped, "failed": 0, "diverged": 0, "runs_dir": runs_dir}
+    if not todo:
+        return counts
+
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             **({} if address else {"num_cpus": os.cpu_count()}))
+    try:
+        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        gpus = gpus_per_run if gpus_per_run is not None else (1.0 if has_gpu else 0.0)
+        # Without a GPU one run uses every core of a slot (torch parallelises inside a run).
+        cpus = cpus_per_run if cpus_per_run is not None else (1.0 if has_gpu else float(os.cpu_count() or 1))
+        task = ray.remote(_train_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries,
+                                               retry_exceptions=True)
+        pending = {task.remote(c.flat(), runs_dir, int(cpus) if not gpus else 0): c for c in todo}
+        bar = tqdm(total=len(todo), desc="sweep", file=sys.stderr, disable=not progress)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                config = pending.pop(ref)
+                t = config.train
+                try:
+                    out = ray.get(ref)
+                except Exception as error:  # retries used up: a failed run, the sweep goes on
+                    counts["failed"] += 1
+                    line = f"FAILED {config.model.model} {t.trainable} seed {t.seed}: {type(error).__name__}"
+                else:
+                    counts["trained"] += 1
+                    counts["diverged"] += out["status"] == "diverged"
+                    line = (f"{config.model.model} {t.trainable} seed {t.seed}: {out['status']}, "
+                            f"test accuracy {out['test_accuracy']:.2f}%, {out['seconds']:.0f} s")
+                bar.write(line, file=sys.stdout)
+                bar.update(1)
+                bar.set_postfix(done=counts["trained"], failed=counts["failed"], left=len(pending))
+        bar.close()
+    finally:
+        ray.shutdown()
+    return counts

@@ -1,0 +1,87 @@
+"""Sweeps on an embedded local Ray: skip finished runs, survive a killed driver, refuse bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bnlib import results
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("ray")
+
+
+def sweep(*args, runs, **popen):
+    command = [sys.executable, "-m", "bnlib", "sweep", "--data", "synthetic", "--runs-dir", str(runs),
+               "--no-progress", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    if popen:
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                **popen)
+    return subprocess.run(command, env=env, capture_output=True, text=True)
+
+
+def last_json(text):
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def finishes(runs: Path) -> dict[str, int]:
+    return {p.parent.name: p.read_text().count(" finish ") for p in runs.glob("*/events.log")}
+
+
+def test_smoke_grid_then_nothing_to_do(tmp_path):
+    runs = tmp_path / "runs"
+    first = sweep("--models", "resnet-8", "--trainable", "bn,bn+shortcut+output", "--seeds", "2", "--epochs", "1",
+                  runs=runs)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert last_json(first.stdout) | {"runs_dir": None} == {"trained": 4, "skipped": 0, "failed": 0, "diverged": 0,
+                                                             "runs_dir": None}
+    assert first.stdout.count("test accuracy") == 4  # a line per finished run
+    table = results.load(runs)
+    assert len(table) == 4 and set(table["status"]) == {"complete"}
+    assert set(table["trainable"]) == {"bn", "bn,shortcut,output"}
+
+    second = sweep("--models", "resnet-8", "--trainable", "bn,bn+shortcut+output", "--seeds", "2", "--epochs", "1",
+                   runs=runs)
+    assert second.returncode == 0
+    assert last_json(second.stdout)["trained"] == 0 and last_json(second.stdout)["skipped"] == 4
+    assert set(finishes(runs).values()) == {1}
+
+
+def test_killed_driver_restarts_and_every_run_is_done_once(tmp_path):
+    runs = tmp_path / "runs"
+    args = ("--models", "resnet-8", "--trainable", "bn,all", "--seeds", "2", "--epochs", "3")
+    driver = sweep(*args, runs=runs, start_new_session=True)
+    deadline = time.time() + 300
+    while not list(runs.glob("*/result.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    driver.wait()
+    done_before = len(list(runs.glob("*/result.json")))
+    assert 1 <= done_before < 4, "the first sweep should be killed midway"
+
+    again = sweep(*args, runs=runs)
+    assert again.returncode == 0, again.stderr[-2000:]
+    counts = last_json(again.stdout)
+    assert counts["skipped"] == done_before and counts["trained"] == 4 - done_before and counts["failed"] == 0
+    assert finishes(runs) and set(finishes(runs).values()) == {1}  # no run finished twice
+    table = results.load(runs)
+    assert len(table) == 4 and set(table["status"]) == {"complete"} and set(table["epochs_completed"]) == {3}
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--models", "resnet-7"), "unknown model"),
+    (("--trainable", "bn,weights"), "unknown trainable part"),
+    (("--seeds", "0"), "zero runs"),
+    (("--address", "127.0.0.1:1", "--epochs", "1"), "cannot reach"),
+])
+def test_bad_input_exits_2_and_starts_nothing(args, words, tmp_path):
+    runs = tmp_path / "runs"
+    done = sweep(*args, runs=runs)
+    assert done.returncode == 2 and words in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not runs.exists()
