@@ -48,10 +48,6 @@ def _override(claim: pd.Series) -> dict[str, str]:
     return spec
 
 
-def _bn_values(chosen: pd.DataFrame) -> list[pd.DataFrame]:
-    return [results.load_batchnorm(d) for d in chosen["run_dir"]]
-
-
 def _clamp_value(chosen: pd.DataFrame, keep: str, threshold: float, drop: bool) -> float | None:
     values = []
     for run_dir in chosen["run_dir"]:
@@ -93,11 +89,11 @@ def _ours(claim: pd.Series, runs: pd.DataFrame) -> tuple[float | None, pd.DataFr
     if quantity in ("clamp_drop", "binarized_accuracy"):
         keep, drop = ("value", True) if quantity == "clamp_drop" else ("one", False)
         return _clamp_value(chosen, keep, threshold, drop), chosen
-    stats = [analysis.gamma_beta_summary(bn) for bn in _bn_values(chosen)]
+    tables = [results.load_batchnorm(d) for d in chosen["run_dir"]]
     if quantity == "gamma_frac_abs_below":
-        values = [analysis.gamma_fractions(bn, (threshold,))[threshold] for bn in _bn_values(chosen)]
+        values = [analysis.gamma_fractions(bn, (threshold,))[threshold] for bn in tables]
     else:
-        values = [s[quantity] for s in stats]
+        values = [analysis.gamma_beta_summary(bn)[quantity] for bn in tables]
     return float(np.mean(values)), chosen
 
 

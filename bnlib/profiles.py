@@ -9,7 +9,7 @@ the missing ones when asked to, and otherwise says which are missing and how to 
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import data as data_lib
 from . import results
-from .config import ConfigError, RunConfig
+from .config import ConfigError, RunConfig, all_fields
 from .freezing import PAPER_MODES, canonical
 from .models import build, parse_name
 
@@ -96,10 +96,9 @@ class Plan:
         clean = {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in overrides.items()
                  if v is not None and v != [] and v != ""}
         clean.setdefault("train_missing", profile == "smoke")  # smoke trains in seconds; others load
-        plan = cls(PROFILES[profile], **clean)
-        for name in plan.models or ():
-            parse_name(name)
-        return plan
+        if "models" in clean:  # validated and spelled as the registry spells them
+            clean["models"] = tuple(parse_name(name).name for name in clean["models"])
+        return cls(PROFILES[profile], **clean)
 
     # ------------------------------------------------------------------ the scale
     @property
@@ -121,9 +120,8 @@ class Plan:
     def networks(self, which: str = "all") -> tuple[str, ...]:
         """The deep networks, the wide ones, or both (``"deep"``, ``"wide"``, ``"all"``)."""
         if self.models:
-            chosen = self.models
-            deep = tuple(m for m in chosen if parse_name(m).width == 1 and not m.startswith("wrn"))
-            wide = tuple(m for m in chosen if m.startswith("wrn"))
+            deep = tuple(m for m in self.models if m.startswith("resnet-"))
+            wide = tuple(m for m in self.models if m.startswith("wrn-"))
         else:
             deep, wide = self.profile.deep, self.profile.wide
         return {"deep": deep, "wide": wide, "all": deep + wide}[which]
@@ -208,7 +206,7 @@ class Plan:
                 missing.append(config)
             else:
                 rows.append(stored.loc[index])
-        return pd.DataFrame(rows).reset_index(drop=True), missing
+        return (pd.DataFrame(rows).reset_index(drop=True) if rows else stored.iloc[:0]), missing
 
     def missing_message(self, missing: Sequence[RunConfig]) -> str:
         head = (f"{len(missing)} run(s) of this figure are not in {self.store}"
@@ -218,22 +216,19 @@ class Plan:
             f"--{k.replace('_', '-')} {shlex.quote(str(example[k]))}"
             for k in ("model", "trainable", "epochs", "seed", "data", "bn_init", "feature_init", "normalize")
         ] + [f"--runs-dir {shlex.quote(str(self.store))}"])
-        return f"{head}\nTrain them by re-running this chapter with train_missing=True, or one by one, e.g.\n  {command}"
+        sweep = f"python -m bnlib sweep --profile {self.profile.name} --runs-dir {shlex.quote(str(self.store))}"
+        return (f"{head}\nTrain them by re-running this chapter with train_missing=True, all at once with\n"
+                f"  {sweep}\nor one by one, e.g.\n  {command}")
 
 
 def _key(fields) -> tuple:
     """What identifies a run apart from its data: hashed fields, mode as trained tensors."""
     model = str(fields["model"]).lower()
-    skip = {"data", "device", "trainable", "model"}
-    names = [f.name for f in dataclasses.fields(RunConfig().model) + dataclasses.fields(RunConfig().data)
-             + dataclasses.fields(RunConfig().train) if f.name not in skip and f.metadata.get("hashed", True)]
-    return (model, _mode_identity(str(fields["trainable"]), model), *(str(fields[n]) for n in names))
+    hashed = [f.name for f in all_fields()
+              if f.metadata.get("hashed", True) and f.name not in ("data", "trainable", "model")]
+    return (model, _mode_identity(str(fields["trainable"]), model), *(str(fields[n]) for n in hashed))
 
 
-_MODE_CACHE: dict[tuple[str, str], str] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _mode_identity(trainable: str, model: str) -> str:
-    if (trainable, model) not in _MODE_CACHE:
-        _MODE_CACHE[(trainable, model)] = canonical(trainable, build(model, device="meta"))
-    return _MODE_CACHE[(trainable, model)]
+    return canonical(trainable, build(model, device="meta"))

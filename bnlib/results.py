@@ -36,6 +36,7 @@ BATCHNORM = "batchnorm.csv"
 MODEL = "model.pt"
 RESULT = "result.json"
 
+EMPTY_COLUMNS = ("status", "test_accuracy", "epochs_completed", "data_source", "data_fingerprint", "run_dir")
 METRIC_COLUMNS = (
     "epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "images_per_s",
 )
@@ -119,7 +120,8 @@ def load(runs_dir: str | Path) -> pd.DataFrame:
                 row.update(metrics.iloc[-1].to_dict())
         row["run_dir"] = str(folder)
         rows.append(row)
-    return pd.DataFrame(rows)
+    # an empty store still has the columns, so that filters on them work
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*RunConfig().flat(), *EMPTY_COLUMNS])
 
 
 def load_metrics_of(folder: str | Path) -> pd.DataFrame:

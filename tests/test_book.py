@@ -82,7 +82,7 @@ def test_clamping_zeroes_exactly_the_small_gammas(store):
     run_dir = results.load(store)["run_dir"].iloc[0]
     model = analysis.load_model(run_dir)
     clamped, fraction = analysis.set_gamma(model, 0.3)
-    before = pd.concat([results.load_batchnorm(run_dir)])
+    before = results.load_batchnorm(run_dir)
     assert fraction == pytest.approx((before["gamma"].abs() < 0.3).mean(), abs=1e-6)
     for (name, a), b in zip(model.state_dict().items(), clamped.state_dict().values()):
         if name.endswith("weight") and a.dim() == 1 and "fc" not in name:
