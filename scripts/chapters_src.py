@@ -55,7 +55,7 @@ def chapter(title_cells, *cells):
 CHAPTERS = {
     "01-introduction": chapter(
         [md("""
-# Training BatchNorm and only BatchNorm
+# Introduction and the claims scoreboard
 
 This book re-runs Frankle, Schwab & Morcos, *Training BatchNorm and Only BatchNorm: On the
 Expressive Power of Random Features in CNNs*. Freeze every convolution and the output layer of
