@@ -1,8 +1,9 @@
-"""``python -m bnlib``: ``params`` prints Table 1, ``train`` trains (or finds) one run.
+"""``python -m bnlib``: ``params`` prints Table 1, ``train`` trains (or finds) one run,
+``sweep`` trains a grid on Ray, ``bench`` compares the trainer with a plain PyTorch loop.
 
-Every config field is a flag of the same name (``bn_init`` -> ``--bn-init``). Bad input exits
-with status 2 and one line on stderr, before anything is written. The last line ``train``
-prints on stdout is one JSON object.
+Every config field is a ``train`` flag of the same name (``bn_init`` -> ``--bn-init``). Bad
+input exits with status 2 and one line on stderr, before anything is written. The last line
+``train``, ``sweep`` and ``bench`` print on stdout is one JSON object.
 """
 
 from __future__ import annotations
