@@ -31,14 +31,14 @@ def batchnorm_parameters(name: str) -> int:
 
 def replicate_summary(runs: pd.DataFrame, by: list[str], value: str = "test_accuracy") -> pd.DataFrame:
     """Mean, std and count of ``value`` over replicates (seeds) for each ``by`` group.
-    Diverged and unfinished runs are left out of the mean and counted in ``diverged``."""
+    Diverged and unfinished runs are left out of the mean; diverged ones are counted in
+    ``diverged``. With one seed the std is NaN (no error bar), not 0."""
     if runs.empty:
         return pd.DataFrame(columns=[*by, "mean", "std", "n", "diverged"])
     finished = runs[runs["status"] == "complete"]
     summary = finished.groupby(by, dropna=False)[value].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
     diverged = runs[runs["status"] == "diverged"].groupby(by, dropna=False).size().rename("diverged")
     out = summary.join(diverged, how="outer").fillna({"diverged": 0, "n": 0}).reset_index()
-    out["std"] = out["std"].fillna(0.0)
     return out.astype({"n": int, "diverged": int})
 
 
@@ -57,7 +57,8 @@ def depth_width_slopes(summary: pd.DataFrame) -> dict[str, float]:
     """Figure 4: accuracy points per doubling of BatchNorm parameters, for the deep series
     (``resnet-N``) and the wide one (``wrn-N-W``), from a replicate summary with ``model`` and
     ``mean`` columns. A series with fewer than two networks has no slope."""
-    series = {kind: summary[summary["model"].str.startswith(prefix)]
+    finished = summary[summary["n"] > 0] if "n" in summary else summary  # all-diverged groups have no mean
+    series = {kind: finished[finished["model"].str.startswith(prefix)]
               for kind, prefix in (("deep", "resnet-"), ("wide", "wrn-"))}
     return {kind: doubling_slope(part["model"].map(batchnorm_parameters), part["mean"])[0]
             for kind, part in series.items() if part["model"].nunique() >= 2}

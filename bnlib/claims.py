@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import analysis, results
+from .config import RunConfig
 from .data import describe_source
 
 PAPER_DATA = Path(__file__).resolve().parents[1] / "data" / "paper"
@@ -28,14 +29,27 @@ def _same_mode(a: str, b: str) -> bool:
     return sorted(t.strip() for t in a.split(",")) == sorted(t.strip() for t in b.split(","))
 
 
-def select(runs: pd.DataFrame, network: str, trainable: str, bn_init: str = "uniform",
-           feature_init: str = "he-normal", normalize: bool = True) -> pd.DataFrame:
-    """The finished runs of one experiment, at the largest number of epochs we have for it."""
+# The paper's claims are all about Appendix B's training recipe: runs with another lr,
+# schedule, batch size, augmentation or precision do not count towards them.
+RECIPE = ("lr", "momentum", "weight_decay", "batch_size", "lr_drops", "augment", "precision")
+
+
+def candidates(runs: pd.DataFrame, network: str, trainable: str, bn_init: str = "uniform",
+               feature_init: str = "he-normal", normalize: bool = True) -> pd.DataFrame:
+    """Every finished run of one experiment under Appendix B's recipe, at any number of epochs."""
     if runs.empty:
         return runs
-    chosen = runs[(runs["model"] == network) & (runs["bn_init"] == bn_init) & (runs["feature_init"] == feature_init)
-                  & (runs["normalize"] == normalize) & (runs["status"] == "complete")
-                  & runs["trainable"].map(lambda t: _same_mode(str(t), trainable))]
+    defaults = RunConfig().flat()
+    recipe = np.logical_and.reduce([runs[f].astype(str) == str(defaults[f]) for f in RECIPE])
+    return runs[recipe & (runs["model"] == network) & (runs["bn_init"] == bn_init)
+                & (runs["feature_init"] == feature_init) & (runs["normalize"] == normalize)
+                & (runs["status"] == "complete") & runs["trainable"].map(lambda t: _same_mode(str(t), trainable))]
+
+
+def select(runs: pd.DataFrame, network: str, trainable: str, bn_init: str = "uniform",
+           feature_init: str = "he-normal", normalize: bool = True) -> pd.DataFrame:
+    """The finished runs of one experiment at the largest number of epochs we have for it."""
+    chosen = candidates(runs, network, trainable, bn_init, feature_init, normalize)
     return chosen[chosen["epochs"] == chosen["epochs"].max()] if len(chosen) else chosen
 
 
@@ -80,11 +94,15 @@ def _ours(claim: pd.Series, runs: pd.DataFrame) -> tuple[float | None, pd.DataFr
     if quantity == "accuracy":
         return float(chosen["test_accuracy"].mean()), chosen
     if quantity == "accuracy_gap":
+        # both sides at the same (largest shared) number of epochs
         ref = _override(claim)
-        other = select(runs, ref["network"], ref["trainable"], ref["bn_init"], ref["feature_init"])
-        if other.empty:
+        mine = candidates(runs, network, trainable, bn_init)
+        other = candidates(runs, ref["network"], ref["trainable"], ref["bn_init"], ref["feature_init"])
+        shared = set(mine["epochs"]) & set(other["epochs"])
+        if not shared:
             return None, chosen
-        return float(chosen["test_accuracy"].mean() - other["test_accuracy"].mean()), pd.concat([chosen, other])
+        mine, other = mine[mine["epochs"] == max(shared)], other[other["epochs"] == max(shared)]
+        return float(mine["test_accuracy"].mean() - other["test_accuracy"].mean()), pd.concat([mine, other])
     threshold = float(claim["threshold"]) if claim["threshold"] != "" else None
     if quantity in ("clamp_drop", "binarized_accuracy"):
         keep, drop = ("value", True) if quantity == "clamp_drop" else ("one", False)

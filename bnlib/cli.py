@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--data", help="data source, as for train (default: cifar10)")
     sweep.add_argument("--device", default="auto")
     sweep.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    sweep.add_argument("--runs-dir", default="runs", help="results store (default: runs)")
+    sweep.add_argument("--runs-dir", help="results store (default: the profile's, else runs)")
     sweep.add_argument("--address", help="an existing Ray cluster (default: start Ray on this machine)")
     sweep.add_argument("--gpus-per-run", type=float, help="GPU share of a run, e.g. 0.25 (default: 1 if GPUs)")
     sweep.add_argument("--cpus-per-run", type=float, help="CPU slots of a run (default: all cores without GPU)")
@@ -140,8 +140,11 @@ def _sweep(args: argparse.Namespace) -> int:
         return [v.strip() for v in (text or default).split(",") if v.strip()]
 
     if args.profile:
+        from .profiles import PROFILES
+
         configs = sweep.profile_grid(args.profile, seeds=args.seeds, epochs=args.epochs, data=args.data,
                                      device=args.device)
+        args.runs_dir = args.runs_dir or PROFILES[args.profile].runs_dir  # where the chapters look
     else:
         configs = sweep.grid(
             items(args.models, "resnet-14"), [m.replace("+", ",") for m in items(args.trainable, "bn")],
@@ -150,7 +153,7 @@ def _sweep(args: argparse.Namespace) -> int:
             device=args.device, precision=args.precision)
     if args.address:
         sweep.check_address(args.address)
-    counts = sweep.run(configs, args.runs_dir, address=args.address, gpus_per_run=args.gpus_per_run,
+    counts = sweep.run(configs, args.runs_dir or "runs", address=args.address, gpus_per_run=args.gpus_per_run,
                        cpus_per_run=args.cpus_per_run, retries=args.retries, progress=not args.no_progress)
     print(json.dumps(counts))
     return 0

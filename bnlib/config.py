@@ -79,6 +79,8 @@ class RunConfig:
     @classmethod
     def from_flat(cls, **values: Any) -> "RunConfig":
         """Build from flat field names (``model=..., trainable=..., epochs=...``)."""
+        if isinstance(values.get("model"), str):
+            values["model"] = values["model"].strip().lower()  # stored as the registry spells it
         parts = {}
         for key, kind in zip(("model", "data", "train"), CONFIG_TYPES):
             names = {f.name for f in dataclasses.fields(kind)}

@@ -233,7 +233,7 @@ def from_arrays(train_x, train_y, test_x, test_y, classes, source: str) -> Datas
 
 def _write_cache(path: Path, ds: Dataset) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # concurrent first decodes never share a file
     meta = json.dumps({"classes": ds.classes, "source": ds.source, "fingerprint": ds.fingerprint,
                        "mean": ds.mean.tolist(), "std": ds.std.tolist()})
     np.savez(tmp, train_x=ds.train_x.numpy(), train_y=ds.train_y.numpy(),
@@ -310,6 +310,8 @@ def train_batches(
         shifts = torch.randint(0, 9, (2, n), generator=g).to(device)
         flips = (torch.rand(n, generator=g) < 0.5).to(device)
     for start in range(0, n, batch_size):
+        if n - start == 1 and start:  # BatchNorm cannot normalise a batch of one image: drop it
+            break
         index = order[start:start + batch_size]
         x = ds.train_x[index]
         if augment:

@@ -168,8 +168,8 @@ class Plan:
             try:
                 self._fingerprint = data_lib.load(self.data_source).fingerprint
             except ConfigError:
-                return None
-        return self._fingerprint
+                self._fingerprint = ""  # unreadable here: do not try (or download) again
+        return self._fingerprint or None
 
     def ensure(self, configs: Sequence[RunConfig]) -> pd.DataFrame:
         """The stored runs of ``configs``. Missing ones are trained when ``train_missing`` is set

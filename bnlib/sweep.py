@@ -93,7 +93,9 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
     datasets: dict[str, data_lib.Dataset] = {}
     todo, skipped = [], 0
     for config in configs:  # what is finished needs no worker
-        dataset = datasets.setdefault(config.data.data, data_lib.load(config.data.data))
+        if config.data.data not in datasets:
+            datasets[config.data.data] = data_lib.load(config.data.data)
+        dataset = datasets[config.data.data]
         if (locate(config, dataset, runs_dir) / results.RESULT).is_file():
             skipped += 1
         else:

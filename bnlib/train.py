@@ -88,6 +88,10 @@ def validate(config: RunConfig) -> None:
     for name, value in (("lr", t.lr), ("momentum", t.momentum), ("weight_decay", t.weight_decay)):
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+    if t.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"precision must be fp32 or bf16, got {t.precision!r}")
+    if t.compile not in ("none", "default", "reduce-overhead"):
+        raise ConfigError(f"compile must be none, default or reduce-overhead, got {t.compile!r}")
     data_lib.check_source(config.data.data)
     resolve_device(t.device)
 
@@ -313,6 +317,7 @@ def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer | None, ds: da
             optimizer.step()
         loss_sum += per_image.detach().sum(0)
         correct += (logits.argmax(-1) == y).sum(0)
+    losses, corrects = loss_sum.tolist(), correct.tolist()  # waits for queued GPU work: honest timing
     train_seconds = time.perf_counter() - started
     n = ds.train_x.shape[0]
     tests = _evaluate(model, ds, r, t.channels_last, t.precision)
@@ -320,8 +325,8 @@ def _run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer | None, ds: da
     return [{
         "epoch": epoch + 1,
         "lr": lr,
-        "train_loss": loss_sum[i].item() / n,
-        "train_accuracy": 100.0 * correct[i].item() / n,
+        "train_loss": losses[i] / n,
+        "train_accuracy": 100.0 * corrects[i] / n,
         "test_loss": tests[i][0],
         "test_accuracy": tests[i][1],
         "seconds": seconds,

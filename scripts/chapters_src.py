@@ -212,8 +212,8 @@ finds far fewer γ near zero when training only BatchNorm than under the default
 """),
         code('''gammas = analysis.gamma_table(inits) if len(inits) else inits
 if len(gammas):
-    gammas.groupby(["model", "mode", "bn_init"])[["gamma_mean", "gamma_std", "gamma_frac_abs_below_0.01",
-                                                "gamma_frac_abs_below_0.1", "beta_mean"]].mean()'''),
+    display(gammas.groupby(["model", "mode", "bn_init"])[["gamma_mean", "gamma_std", "gamma_frac_abs_below_0.01",
+                                                        "gamma_frac_abs_below_0.1", "beta_mean"]].mean())'''),
     ),
     "06-gamma-beta-values": chapter(
         [md("""
@@ -231,8 +231,9 @@ stats = ["gamma_mean", "gamma_std", "gamma_frac_abs_below_0.01", "gamma_frac_abs
 table.groupby(["model", "mode"])[stats].mean() if len(table) else table'''),
         md("## Figure 5: distributions of γ and β (all layers pooled)"),
         code('''case = plan.case_study()
-pooled = {mode: pd.concat([results.load_batchnorm(d) for d in part["run_dir"]])
-          for mode, part in runs[runs["model"] == case].groupby("mode")} if len(runs) else {}
+pooled = ({mode: pd.concat([results.load_batchnorm(d) for d in part["run_dir"]])
+          for mode, part in runs[(runs["model"] == case) & (runs["status"] == "complete")].groupby("mode")}
+          if len(runs) else {})
 if pooled:
     figures.gamma_beta_histograms(pooled, runs[runs["model"] == case], case).show()''', ),
         md("""
