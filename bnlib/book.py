@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from . import analysis, data as data_lib
-from .profiles import MODE_LABELS, Plan
+from .freezing import paper_label
+from .profiles import Plan
 
 
 def setup(**parameters) -> Plan:
@@ -26,7 +27,7 @@ def with_labels(runs: pd.DataFrame) -> pd.DataFrame:
     """Add the paper's name of each run's training mode (``mode``: All, BN, BN+S+O, ...)."""
     if runs.empty:
         return runs.assign(mode=pd.Series(dtype=str))
-    return runs.assign(mode=runs["trainable"].map(lambda t: MODE_LABELS.get(t, t)))
+    return runs.assign(mode=[paper_label(str(t), m) for t, m in zip(runs["trainable"], runs["model"])])
 
 
 def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
@@ -45,7 +46,7 @@ def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
                     continue
                 dataset = data_lib.load(plan.data_source)
             curve = analysis.clamp_curve(run["run_dir"], dataset)
-        frames.append(curve.assign(model=run["model"], mode=MODE_LABELS.get(run["trainable"], run["trainable"]),
+        frames.append(curve.assign(model=run["model"], mode=paper_label(str(run["trainable"]), run["model"]),
                                    seed=run["seed"], run_dir=run["run_dir"]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["keep", "threshold", "fraction_clamped", "test_accuracy", "model", "mode", "seed", "run_dir"])

@@ -15,6 +15,7 @@ import pandas as pd
 from . import analysis, results
 from .config import RunConfig
 from .data import describe_source
+from .freezing import mode_identity
 
 PAPER_DATA = Path(__file__).resolve().parents[1] / "data" / "paper"
 CLAIMS = PAPER_DATA / "claims.csv"  # every quantitative claim, with the paper's value
@@ -23,10 +24,6 @@ PAPER_TABLE1 = PAPER_DATA / "table1.csv"  # Table 1 as printed
 
 def load_claims(path: str | Path = CLAIMS) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"trainable": str, "reference": str}, keep_default_na=False)
-
-
-def _same_mode(a: str, b: str) -> bool:
-    return sorted(t.strip() for t in a.split(",")) == sorted(t.strip() for t in b.split(","))
 
 
 # The paper's claims are all about Appendix B's training recipe: runs with another lr,
@@ -40,10 +37,11 @@ def candidates(runs: pd.DataFrame, network: str, trainable: str, bn_init: str = 
     if runs.empty:
         return runs
     defaults = RunConfig().flat()
+    mode = mode_identity(trainable, network)  # any spelling of the same trained tensors
     recipe = np.logical_and.reduce([runs[f].astype(str) == str(defaults[f]) for f in RECIPE])
     return runs[recipe & (runs["model"] == network) & (runs["bn_init"] == bn_init)
                 & (runs["feature_init"] == feature_init) & (runs["normalize"] == normalize)
-                & (runs["status"] == "complete") & runs["trainable"].map(lambda t: _same_mode(str(t), trainable))]
+                & (runs["status"] == "complete") & runs["trainable"].map(lambda t: mode_identity(str(t), network) == mode)]
 
 
 def select(runs: pd.DataFrame, network: str, trainable: str, bn_init: str = "uniform",

@@ -22,10 +22,12 @@ gamma/N, beta/N (Appendix E)   ``gamma``, ``beta``
 
 from __future__ import annotations
 
+import functools
+
 from torch import nn
 
 from .config import ConfigError
-from .models import PARTS, parameter_parts
+from .models import PARTS, build, parameter_parts
 
 SHORTHANDS = {"all": frozenset(PARTS), "none": frozenset(), "bn": frozenset({"gamma", "beta"})}
 VALID = tuple(SHORTHANDS) + PARTS
@@ -84,3 +86,15 @@ def canonical(spec: str, model: nn.Module) -> str:
     include, exclude = parse_trainable(spec)
     kinds = {parts for parts in parameter_parts(model).values() if parts & include and not parts & exclude}
     return ",".join(sorted("+".join(sorted(kind)) for kind in kinds)) or "none"
+
+
+@functools.lru_cache(maxsize=None)
+def mode_identity(trainable: str, model: str) -> str:
+    """:func:`canonical` of a mode on a network named by the registry (built on the meta device)."""
+    return canonical(trainable, build(model, device="meta"))
+
+
+def paper_label(trainable: str, model: str) -> str:
+    """The paper's name of a mode (All, BN, BN+S+O, ...) however it is spelled, else the spelling."""
+    identity = mode_identity(trainable, model)
+    return next((label for label, spec in PAPER_MODES.items() if mode_identity(spec, model) == identity), trainable)

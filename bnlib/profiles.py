@@ -9,7 +9,6 @@ the missing ones when asked to, and otherwise says which are missing and how to 
 
 from __future__ import annotations
 
-import functools
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -21,8 +20,8 @@ import pandas as pd
 from . import data as data_lib
 from . import results
 from .config import ConfigError, RunConfig, all_fields
-from .freezing import PAPER_MODES, canonical
-from .models import build, parse_name
+from .freezing import mode_identity
+from .models import parse_name
 
 ROOT = Path(__file__).resolve().parents[1]
 JPEG_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -36,7 +35,6 @@ ABLATIONS = (
     ("γ/β/N", "bn", True), ("γ/N", "gamma", True), ("β/N", "beta", True), ("γ/β", "bn", False),
     ("All", "all", True), ("None", "none", True),
 )
-MODE_LABELS = {v: k for k, v in PAPER_MODES.items()}
 
 
 def default_cpu_data() -> str:
@@ -226,9 +224,4 @@ def _key(fields) -> tuple:
     model = str(fields["model"]).lower()
     hashed = [f.name for f in all_fields()
               if f.metadata.get("hashed", True) and f.name not in ("data", "trainable", "model")]
-    return (model, _mode_identity(str(fields["trainable"]), model), *(str(fields[n]) for n in hashed))
-
-
-@functools.lru_cache(maxsize=None)
-def _mode_identity(trainable: str, model: str) -> str:
-    return canonical(trainable, build(model, device="meta"))
+    return (model, mode_identity(str(fields["trainable"]), model), *(str(fields[n]) for n in hashed))

@@ -90,3 +90,13 @@ def test_every_paper_mode_parses():
 def test_bad_parts_name_the_choices(spec):
     with pytest.raises(ConfigError):
         parse_trainable(spec)
+
+
+def test_paper_labels_follow_the_trained_tensors_not_the_spelling():
+    from bnlib.freezing import paper_label
+
+    assert paper_label("gamma,beta", "resnet-14") == "BN"
+    assert paper_label("output,bn,shortcut", "resnet-8") == "BN+S+O"
+    assert paper_label("all,-gamma,-beta", "resnet-8") == "gamma/beta frozen"  # = all,-bn
+    assert paper_label("conv,shortcut,output", "resnet-8") != "gamma/beta frozen"  # trains the shortcut BN
+    assert paper_label("conv", "resnet-8") == "conv"
