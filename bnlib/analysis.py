@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,8 @@ from .models import build, parameter_counts
 
 GAMMA_THRESHOLDS = (0.01, 0.05, 0.1, 0.2, 0.5)  # Figure 6's x-axis; 0.01 and 0.1 are in the text
 CLAMP_THRESHOLDS = (0.0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)  # Figure 7, finer for the slider
+BINARISE_THRESHOLDS = (0.0, 0.01, 0.1)
+CLAMP_COLUMNS = ["keep", "threshold", "fraction_clamped", "test_accuracy", "test_loss"]
 
 
 def batchnorm_parameters(name: str) -> int:
@@ -139,27 +142,38 @@ def set_gamma(model: nn.Module, threshold: float, keep: str = "value") -> tuple[
     return clamped, float((all_gamma.abs() < threshold).float().mean())
 
 
-def clamp_curve(run_dir: str | Path, dataset: data_lib.Dataset, thresholds=CLAMP_THRESHOLDS,
-                keeps=("value", "one", "mean"), device: str | torch.device = "cpu") -> pd.DataFrame:
-    """Test accuracy after clamping gamma at each threshold, for each way of keeping the rest.
-    Stored in the run folder as ``clamping.csv`` and read from there next time."""
+def clamp_grid() -> list[tuple[str, float]]:
+    """Figure 7's evaluations: every clamping threshold keeping the other gammas, and a few
+    thresholds for each binarisation (Section 5 reports only that binarising fails)."""
+    return [("value", t) for t in CLAMP_THRESHOLDS] + [(k, t) for k in ("one", "mean") for t in BINARISE_THRESHOLDS]
+
+
+def clamp_curve(run_dir: str | Path, dataset: data_lib.Dataset | None,
+                grid: Sequence[tuple[str, float]] | None = None,
+                device: str | torch.device = "cpu") -> pd.DataFrame:
+    """Test accuracy after clamping gamma, one row per (keep, threshold) of ``grid`` (default
+    :func:`clamp_grid`). Stored in the run folder as ``clamping.csv``; only evaluations not
+    stored yet are computed, where the run's model is here (``dataset=None``: only read)."""
     from .train import evaluate
 
+    grid = list(grid or clamp_grid())
     path = Path(run_dir) / "clamping.csv"
-    if path.is_file():
-        return pd.read_csv(path)
-    expected = results.read_json(Path(run_dir) / results.CONFIG).get("data_fingerprint")
-    if expected != dataset.fingerprint:
-        raise ValueError(f"{run_dir} was trained on data {expected}, not on {dataset.fingerprint}")
-    model = load_model(run_dir, device)
-    ds = dataset.to(device)
-    rows = []
-    for keep in keeps:
-        for threshold in thresholds:
+    stored = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=CLAMP_COLUMNS)
+    done = {(k, round(float(t), 9)) for k, t in zip(stored["keep"], stored["threshold"])}
+    todo = [(k, t) for k, t in grid if (k, round(float(t), 9)) not in done]
+    if todo and dataset is not None and (Path(run_dir) / results.MODEL).is_file():
+        expected = results.read_json(Path(run_dir) / results.CONFIG).get("data_fingerprint")
+        if expected != dataset.fingerprint:
+            raise ValueError(f"{run_dir} was trained on data {expected}, not on {dataset.fingerprint}")
+        model = load_model(run_dir, device)
+        ds = dataset.to(device)
+        rows = []
+        for keep, threshold in todo:
             clamped, fraction = set_gamma(model, threshold, keep)
             loss, accuracy = evaluate(clamped, ds)
             rows.append({"keep": keep, "threshold": threshold, "fraction_clamped": fraction,
                          "test_accuracy": accuracy, "test_loss": loss})
-    table = pd.DataFrame(rows)
-    results.write_csv(path, table.to_dict("records"), table.columns)
-    return table
+        stored = pd.concat([stored, pd.DataFrame(rows)], ignore_index=True) if len(stored) else pd.DataFrame(rows)
+        results.write_csv(path, stored.to_dict("records"), CLAMP_COLUMNS)
+    wanted = {(k, round(float(t), 9)) for k, t in grid}
+    return stored[[(k, round(float(t), 9)) in wanted for k, t in zip(stored["keep"], stored["threshold"])]]

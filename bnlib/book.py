@@ -34,18 +34,12 @@ def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
     """Figure 7's curves for every finished run: read from each run folder, computed (and stored
     there) when missing and the data is readable here."""
     finished = runs[runs["status"] == "complete"] if len(runs) else runs
-    dataset = None
+    dataset = data_lib.load(plan.data_source) if len(finished) and plan.fingerprint() is not None else None
     frames = []
     for _, run in finished.iterrows():
-        path = f"{run['run_dir']}/clamping.csv"
-        try:
-            curve = pd.read_csv(path)
-        except FileNotFoundError:
-            if dataset is None:
-                if plan.fingerprint() is None:
-                    continue
-                dataset = data_lib.load(plan.data_source)
-            curve = analysis.clamp_curve(run["run_dir"], dataset)
+        curve = analysis.clamp_curve(run["run_dir"], dataset)
+        if curve.empty:
+            continue
         frames.append(curve.assign(model=run["model"], mode=paper_label(str(run["trainable"]), run["model"]),
                                    seed=run["seed"], run_dir=run["run_dir"]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(

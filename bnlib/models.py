@@ -49,6 +49,20 @@ def parse_name(name: str) -> Architecture:
     return Architecture(name=name.strip().lower(), depth=(layers - 2) // 6, width=width)
 
 
+def same_network(name: str) -> str:
+    """One name per distinct network: ``wrn-N-1`` is ``resnet-N`` (the paper's WRN-14-1 is
+    ResNet-14), so a grid that lists both trains it once."""
+    arch = parse_name(name)
+    return f"resnet-{6 * arch.depth + 2}" if arch.width == 1 else arch.name
+
+
+def training_cost(name: str) -> int:
+    """Relative cost of training a network, used to order sweeps: multiply-adds per image grow
+    as D * W**2 (each stage has 2D convolutions of (16W 2^s)^2 weights on (32 / 2^s)^2 pixels)."""
+    arch = parse_name(name)
+    return arch.depth * arch.width**2
+
+
 class BatchNorm2d(nn.BatchNorm2d):
     """BatchNorm whose normalisation can be switched off (Appendix E: gamma/beta without N).
 

@@ -21,7 +21,7 @@ from . import data as data_lib
 from . import results
 from .config import ConfigError, RunConfig, all_fields
 from .freezing import mode_identity
-from .models import parse_name
+from .models import parse_name, same_network
 
 ROOT = Path(__file__).resolve().parents[1]
 JPEG_COPY = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -54,13 +54,16 @@ class Profile:
     epochs: int
     seeds: int
     runs_dir: str
+    few_seeds: tuple[str, ...] = ()  # networks too costly here for more than one seed
 
 
 PROFILES = {
     "smoke": Profile("smoke", "synthetic", ("resnet-8", "resnet-14"), ("wrn-8-1", "wrn-8-2"), "resnet-8",
                      ("resnet-8",), epochs=1, seeds=1, runs_dir=str(ROOT / ".cache" / "runs-smoke")),
+    # Sized for about 10 hours of a 2-core CPU (book/reproducing.md has the measured cost).
     "cpu": Profile("cpu", "", ("resnet-14", "resnet-32", "resnet-56"), ("wrn-14-1", "wrn-14-2", "wrn-14-4"),
-                   "resnet-32", ("resnet-14",), epochs=15, seeds=3, runs_dir=str(ROOT / "data" / "runs" / "cpu")),
+                   "resnet-32", ("resnet-14",), epochs=2, seeds=3, runs_dir=str(ROOT / "data" / "runs" / "cpu"),
+                   few_seeds=("resnet-56", "wrn-14-4")),
     "paper": Profile("paper", "cifar10",
                      ("resnet-14", "resnet-32", "resnet-56", "resnet-110", "resnet-218", "resnet-434", "resnet-866"),
                      ("wrn-14-1", "wrn-14-2", "wrn-14-4", "wrn-14-8", "wrn-14-16", "wrn-14-32"),
@@ -103,6 +106,11 @@ class Plan:
     def n_seeds(self) -> int:
         return self.seeds or self.profile.seeds
 
+    def seeds_of(self, network: str) -> int:
+        """Replicates of one network: the profile's, or one for its costliest networks unless a
+        chapter asks for a number of seeds."""
+        return 1 if self.seeds is None and network in self.profile.few_seeds else self.n_seeds
+
     @property
     def n_epochs(self) -> int:
         return self.epochs or self.profile.epochs
@@ -134,7 +142,7 @@ class Plan:
 
     def grid(self, networks: Iterable[str], modes: Iterable[str], **fields) -> list[RunConfig]:
         modes = self.modes or tuple(modes)
-        return [self.config(n, m, s, **fields) for n in networks for m in modes for s in range(self.n_seeds)]
+        return [self.config(n, m, s, **fields) for n in networks for m in modes for s in range(self.seeds_of(n))]
 
     # ------------------------------------------------------------------ the chapters' grids
     def figure1(self) -> list[RunConfig]:
@@ -157,7 +165,7 @@ class Plan:
         """Appendix E: gamma, beta and normalisation switched on and off."""
         nets = [n for n in self.profile.init_networks if n in self.networks()] or list(self.networks()[:1])
         return [self.config(n, mode, s, normalize=norm)
-                for n in nets for _, mode, norm in ABLATIONS for s in range(self.n_seeds)]
+                for n in nets for _, mode, norm in ABLATIONS for s in range(self.seeds_of(n))]
 
     # ------------------------------------------------------------------ finding and training runs
     def fingerprint(self) -> str | None:
@@ -187,9 +195,10 @@ class Plan:
     def match(self, configs: Sequence[RunConfig]) -> tuple[pd.DataFrame, list[RunConfig]]:
         """Split ``configs`` into stored runs (finished or diverged) and missing ones.
 
-        Runs are matched on every hashed config field, the training mode by the tensors it
-        trains and the data by its fingerprint where the data can be read here (so a fresh
-        clone without the data still shows the committed results)."""
+        Runs are matched on every hashed config field, the network by :func:`same_network`
+        (a run of ``resnet-14`` serves ``wrn-14-1``, under the name asked for), the training mode
+        by the tensors it trains and the data by its fingerprint where the data can be read here
+        (so a fresh clone without the data still shows the committed results)."""
         stored = results.load(self.store)
         if not stored.empty:
             stored = stored[stored["status"].isin(["complete", "diverged"])]
@@ -203,7 +212,8 @@ class Plan:
             if index is None:
                 missing.append(config)
             else:
-                rows.append(stored.loc[index])
+                rows.append(stored.loc[index].copy())
+                rows[-1]["model"] = config.model.model
         return (pd.DataFrame(rows).reset_index(drop=True) if rows else stored.iloc[:0]), missing
 
     def missing_message(self, missing: Sequence[RunConfig]) -> str:
@@ -221,7 +231,7 @@ class Plan:
 
 def _key(fields) -> tuple:
     """What identifies a run apart from its data: hashed fields, mode as trained tensors."""
-    model = str(fields["model"]).lower()
+    model = same_network(str(fields["model"]))
     hashed = [f.name for f in all_fields()
               if f.metadata.get("hashed", True) and f.name not in ("data", "trainable", "model")]
     return (model, mode_identity(str(fields["trainable"]), model), *(str(fields[n]) for n in hashed))

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 from . import data as data_lib
 from . import results
 from .config import ConfigError, RunConfig
+from .freezing import mode_identity
+from .models import same_network, training_cost
 from .train import locate, validate
 
 
@@ -44,7 +46,11 @@ def profile_grid(profile: str, **overrides: Any) -> list[RunConfig]:
 
     plan = Plan.from_parameters(profile, **overrides)
     configs = plan.figure1() + plan.figure2() + plan.bn_init_grid() + plan.feature_init_grid() + plan.ablation_grid()
-    return _checked(list(dict.fromkeys(configs)))
+    configs = [c.replace(model=same_network(c.model.model)) for c in configs]  # WRN-14-1 is ResNet-14
+    # Seed 0 of every network first, cheap networks first: a sweep cut short still has whole
+    # figures of one replicate (the sort is stable, so each network keeps the figures' order).
+    configs = sorted(dict.fromkeys(configs), key=lambda c: (c.train.seed, training_cost(c.model.model)))
+    return _checked(configs)
 
 
 def _checked(configs: list[RunConfig]) -> list[RunConfig]:
@@ -76,8 +82,19 @@ def _train_task(flat: dict[str, Any], runs_dir: str, threads: int) -> dict[str, 
     if threads:
         torch.set_num_threads(threads)
     started = time.time()
-    result = train(RunConfig.from_flat(**flat), runs_dir)
+    config = RunConfig.from_flat(**flat)
+    result = train(config, runs_dir)
+    if result.status == "complete" and needs_clamping(config):
+        from .analysis import clamp_curve
+
+        clamp_curve(result.run_dir, data_lib.load(config.data.data))
     return {**result.to_dict(), "seconds": time.time() - started}
+
+
+def needs_clamping(config: RunConfig) -> bool:
+    """Figure 7 clamps gamma in networks trained in All and BatchNorm-only modes."""
+    model, mode = config.model.model, config.train.trainable
+    return mode_identity(mode, model) in (mode_identity("all", model), mode_identity("bn", model))
 
 
 def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | None = None,
