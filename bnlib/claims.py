@@ -51,12 +51,12 @@ def select(runs: pd.DataFrame, network: str, trainable: str, bn_init: str = "uni
     return chosen[chosen["epochs"] == chosen["epochs"].max()] if len(chosen) else chosen
 
 
-def _override(claim: pd.Series) -> dict[str, str]:
+def _override(claim: pd.Series) -> dict:
     """``reference`` is ``field=value``: the experiment a gap is measured against."""
     key, _, value = claim["reference"].partition("=")
     spec = {"network": claim["network"], "trainable": claim["trainable"], "bn_init": claim["bn_init"],
-            "feature_init": "he-normal"}
-    spec[{"model": "network"}.get(key, key)] = value
+            "feature_init": "he-normal", "normalize": True}
+    spec[{"model": "network"}.get(key, key)] = value.lower() == "true" if key == "normalize" else value
     return spec
 
 
@@ -75,42 +75,53 @@ def _clamp_value(chosen: pd.DataFrame, keep: str, threshold: float, drop: bool) 
     return float(np.mean(values)) if values else None
 
 
-def _ours(claim: pd.Series, runs: pd.DataFrame) -> tuple[float | None, pd.DataFrame]:
-    """Our value of one claim and the runs it came from."""
-    quantity = claim["quantity"]
-    if quantity == "slope_ratio":
-        models = sorted(set(runs["model"])) if not runs.empty else []
-        used = pd.concat([select(runs, m, "bn") for m in models]) if models else runs
-        slopes = analysis.depth_width_slopes(analysis.replicate_summary(used, ["model"]))
-        ratio = slopes["deep"] / slopes["wide"] if len(slopes) == 2 and slopes["wide"] else None
-        return ratio, used
-
-    network, trainable, bn_init = claim["network"], claim["trainable"], claim["bn_init"]
-    chosen = select(runs, network, trainable, bn_init)
-    if chosen.empty:
-        return None, chosen
+def _value(quantity: str, chosen: pd.DataFrame, threshold: float | None) -> float | None:
+    """One quantity, averaged over the runs of one experiment."""
     if quantity == "accuracy":
-        return float(chosen["test_accuracy"].mean()), chosen
-    if quantity == "accuracy_gap":
-        # both sides at the same (largest shared) number of epochs
-        ref = _override(claim)
-        mine = candidates(runs, network, trainable, bn_init)
-        other = candidates(runs, ref["network"], ref["trainable"], ref["bn_init"], ref["feature_init"])
-        shared = set(mine["epochs"]) & set(other["epochs"])
-        if not shared:
-            return None, chosen
-        mine, other = mine[mine["epochs"] == max(shared)], other[other["epochs"] == max(shared)]
-        return float(mine["test_accuracy"].mean() - other["test_accuracy"].mean()), pd.concat([mine, other])
-    threshold = float(claim["threshold"]) if claim["threshold"] != "" else None
+        return float(chosen["test_accuracy"].mean())
     if quantity in ("clamp_drop", "binarized_accuracy"):
         keep, drop = ("value", True) if quantity == "clamp_drop" else ("one", False)
-        return _clamp_value(chosen, keep, threshold, drop), chosen
+        return _clamp_value(chosen, keep, threshold, drop)
     tables = [results.load_batchnorm(d) for d in chosen["run_dir"]]
     if quantity == "gamma_frac_abs_below":
         values = [analysis.gamma_fractions(bn, (threshold,))[threshold] for bn in tables]
     else:
         values = [analysis.gamma_beta_summary(bn)[quantity] for bn in tables]
-    return float(np.mean(values)), chosen
+    return float(np.mean(values))
+
+
+def _ours(claim: pd.Series, runs: pd.DataFrame) -> tuple[float | None, pd.DataFrame]:
+    """Our value of one claim and the runs it came from."""
+    quantity = claim["quantity"]
+    if quantity in ("slope_ratio", "depth_slope", "width_slope"):
+        models = sorted(set(runs["model"])) if not runs.empty else []
+        used = pd.concat([select(runs, m, claim["trainable"]) for m in models]) if models else runs
+        slopes = analysis.depth_width_slopes(analysis.replicate_summary(used, ["model"])) if len(used) else {}
+        if quantity == "slope_ratio":
+            return (slopes["deep"] / slopes["wide"] if len(slopes) == 2 and slopes["wide"] else None), used
+        series = "deep" if quantity == "depth_slope" else "wide"
+        prefix = "resnet-" if series == "deep" else "wrn-"
+        return slopes.get(series), used[used["model"].str.startswith(prefix)] if len(used) else used
+
+    network, trainable, bn_init = claim["network"], claim["trainable"], claim["bn_init"]
+    threshold = float(claim["threshold"]) if claim["threshold"] != "" else None
+    if quantity.endswith("_gap"):
+        # both sides at the same (largest shared) number of epochs
+        ref = _override(claim)
+        mine = candidates(runs, network, trainable, bn_init)
+        other = candidates(runs, ref["network"], ref["trainable"], ref["bn_init"], ref["feature_init"],
+                           ref["normalize"])
+        shared = set(mine["epochs"]) & set(other["epochs"]) if len(mine) and len(other) else set()
+        if not shared:
+            return None, mine.iloc[:0]
+        mine, other = mine[mine["epochs"] == max(shared)], other[other["epochs"] == max(shared)]
+        base = quantity.removesuffix("_gap")
+        gap = _value(base, mine, threshold), _value(base, other, threshold)
+        return (None if None in gap else gap[0] - gap[1]), pd.concat([mine, other])
+    chosen = select(runs, network, trainable, bn_init)
+    if chosen.empty:
+        return None, chosen
+    return _value(quantity, chosen, threshold), chosen
 
 
 def _scale(used: pd.DataFrame) -> str:
@@ -126,23 +137,29 @@ def _scale(used: pd.DataFrame) -> str:
 def _holds(claim: pd.Series, ours: float | None) -> str:
     if ours is None:
         return "not run"
-    if claim["holds_if"] == "negative":
-        return "yes" if ours < 0 else "no"
+    if claim["holds_if"] in ("negative", "positive"):
+        return "yes" if (ours < 0 if claim["holds_if"] == "negative" else ours > 0) else "no"
     paper, tolerance = float(claim["paper_value"]), float(claim["tolerance"])
     return "yes" if abs(ours - paper) <= tolerance else "no"
 
 
+def _test(claim: pd.Series) -> str:
+    """What "holds" means for a claim, in words."""
+    if claim["holds_if"] in ("negative", "positive"):
+        return f"ours {'<' if claim['holds_if'] == 'negative' else '>'} 0"
+    return f"within ±{float(claim['tolerance']):g} of the paper"
+
+
 def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per claim: the paper's value, ours, the scale of ours and whether it holds
-    (within the claim's tolerance of the paper's value)."""
+    """One row per claim: the paper's value, ours, whether it holds (within the claim's
+    tolerance of the paper's value, or with the paper's sign for a trend) and the scale of ours."""
     claims = load_claims() if claims is None else claims
     rows = []
     for _, claim in claims.iterrows():
         ours, used = _ours(claim, runs)
         rows.append({
             "id": claim["id"], "figure": claim["figure"], "claim": claim["claim"],
-            "paper": claim["paper_value"] if claim["paper_value"] != "" else claim["holds_if"],
-            "ours": None if ours is None else round(ours, 3),
-            "scale": _scale(used), "holds": _holds(claim, ours),
+            "paper": claim["paper_value"], "ours": None if ours is None else round(ours, 3),
+            "holds if": _test(claim), "holds": _holds(claim, ours), "scale": _scale(used),
         })
     return pd.DataFrame(rows)

@@ -104,6 +104,19 @@ def test_clamp_curve_is_stored_and_starts_at_the_unclamped_accuracy(store, synth
     assert set(curve["keep"]) == {"value", "one", "mean"}
 
 
+def test_clamp_curve_computes_only_what_is_not_stored(store, synthetic):
+    run_dir = results.load(store)["run_dir"].iloc[1]
+    first = analysis.clamp_curve(run_dir, synthetic, grid=[("value", 0.0), ("one", 0.1)])
+    assert len(first) == 2 and len(pd.read_csv(Path(run_dir) / "clamping.csv")) == 2
+    assert analysis.clamp_curve(run_dir, None).equals(first)  # without data: what is stored
+    whole = analysis.clamp_curve(run_dir, synthetic)
+    assert len(whole) == len(analysis.clamp_grid()) == len(pd.read_csv(Path(run_dir) / "clamping.csv"))
+    kept = whole[(whole["keep"] == "value") & (whole["threshold"] == 0.0)]
+    assert kept["test_accuracy"].tolist() == first["test_accuracy"].iloc[:1].tolist()  # not evaluated again
+    asked = analysis.clamp_curve(run_dir, synthetic, grid=[("mean", 0.01)])
+    assert asked[["keep", "threshold"]].values.tolist() == [["mean", 0.01]]
+
+
 def test_scoreboard_has_every_claim_and_computes_ours(store):
     runs = results.load(store)
     board = claims.scoreboard(runs)
@@ -115,6 +128,22 @@ def test_scoreboard_has_every_claim_and_computes_ours(store):
     assert "1 epochs" in row["scale"] and "synthetic" in row["scale"] and "2 seed(s)" in row["scale"]
     gap = board[board["id"] == "bnso-gain-110"].iloc[0]
     assert gap["holds"] == "not run"
+
+
+def test_trend_claims_hold_by_sign(store):
+    runs = results.load(store)
+    board = claims.scoreboard(runs).set_index("id")
+    r14 = runs[runs["model"] == "resnet-14"]
+    gain = (r14[r14["trainable"] == "bn,shortcut,output"]["test_accuracy"].mean()
+            - r14[r14["trainable"] == "bn"]["test_accuracy"].mean())
+    assert board.loc["bnso-gain-14", "ours"] == pytest.approx(gain, abs=1e-3)
+    assert board.loc["bnso-gain-14", "holds"] == ("yes" if gain > 0 else "no")
+    assert board.loc["bnso-gain-14", "holds if"] == "ours > 0"
+    bn = runs[runs["trainable"] == "bn"].groupby("model")["test_accuracy"].mean()
+    slope = analysis.doubling_slope(pd.Series([analysis.batchnorm_parameters(m) for m in bn.index]), bn.reset_index(drop=True))[0]
+    assert board.loc["depth-helps-bn", "ours"] == pytest.approx(slope, abs=1e-3)
+    assert board.loc["width-helps-bn", "holds"] == "not run"  # no wrn-* networks in this store
+    assert board.loc["bn-14", "holds if"] == "within ±2 of the paper"
 
 
 def test_figures_build_from_tables(store):
@@ -141,6 +170,31 @@ def test_plan_finds_stored_runs_and_reports_missing_ones(store, capsys):
     assert plan.ensure(plan.figure2()).empty
     message = capsys.readouterr().out
     assert "1 run(s)" in message and "python -m bnlib train --model resnet-8 --trainable none" in message
+
+
+def test_a_resnet_run_serves_the_same_wrn_under_the_name_asked_for(store):
+    plan = Plan.from_parameters("smoke", models=["wrn-14-1", "resnet-14"], modes=["bn"], seeds=2,
+                                runs_dir=str(store))
+    found, missing = plan.match(plan.figure2())
+    assert not missing and list(found["model"]) == ["resnet-14"] * 2 + ["wrn-14-1"] * 2
+    assert list(found["run_dir"][:2]) == list(found["run_dir"][2:])  # the same two runs
+
+
+def test_cpu_profile_grid_trains_each_network_once_cheap_and_seed_zero_first():
+    from bnlib.models import training_cost
+    from bnlib.sweep import profile_grid
+
+    grid = profile_grid("cpu")
+    assert len(grid) == len(set(grid)) and "wrn-14-1" not in {c.model.model for c in grid}
+    order = [(c.train.seed, training_cost(c.model.model)) for c in grid]
+    assert order == sorted(order) and {c.train.epochs for c in grid} == {PROFILES["cpu"].epochs}
+    seeds = {}
+    for c in grid:
+        seeds.setdefault(c.model.model, set()).add(c.train.seed)
+    assert seeds["resnet-56"] == seeds["wrn-14-4"] == {0}  # the costly networks: one replicate
+    assert seeds["resnet-14"] == seeds["resnet-32"] == seeds["wrn-14-2"] == {0, 1, 2}
+    plan = Plan.from_parameters("cpu", seeds=2)  # a chapter that asks for seeds gets them everywhere
+    assert {c.train.seed for c in plan.figure2() if c.model.model == "wrn-14-4"} == {0, 1}
 
 
 def test_profiles():

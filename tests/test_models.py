@@ -92,6 +92,14 @@ def test_names():
     assert models.parse_name("wrn-14-32") == models.Architecture("wrn-14-32", 2, 32)
 
 
+def test_wrn_n_1_is_resnet_n_and_costs_grow_as_depth_times_width_squared():
+    assert models.same_network("wrn-14-1") == "resnet-14" and models.same_network("WRN-32-1") == "resnet-32"
+    assert models.same_network("wrn-14-2") == "wrn-14-2" and models.same_network("resnet-56") == "resnet-56"
+    cost = models.training_cost
+    assert cost("wrn-14-4") == 16 * cost("resnet-14") and 2 * cost("resnet-56") == 9 * cost("resnet-14")
+    assert cost("wrn-14-1") == cost("resnet-14")
+
+
 def test_normalize_switch_applies_only_gamma_and_beta():
     bn = models.BatchNorm2d(4, normalize=False)
     with torch.no_grad():

@@ -45,6 +45,8 @@ def test_smoke_grid_then_nothing_to_do(tmp_path):
     table = results.load(runs)
     assert len(table) == 4 and set(table["status"]) == {"complete"}
     assert set(table["trainable"]) == {"bn", "bn,shortcut,output"}
+    clamped = {t for t, d in zip(table["trainable"], table["run_dir"]) if (Path(d) / "clamping.csv").is_file()}
+    assert clamped == {"bn"}  # Figure 7's curve is stored with each All / BatchNorm-only run
 
     second = sweep("--models", "resnet-8", "--trainable", "bn,bn+shortcut+output", "--seeds", "2", "--epochs", "1",
                    runs=runs)
