@@ -45,6 +45,31 @@ def replicate_summary(runs: pd.DataFrame, by: list[str], value: str = "test_accu
     return out.astype({"n": int, "diverged": int})
 
 
+EXPERIMENT = ["model", "trainable", "bn_init", "feature_init", "normalize"]  # what seeds replicate
+
+
+def seeds_note(runs: pd.DataFrame) -> str:
+    """'3 seed(s)', or '1-3 seeds' when experiments have different numbers of replicates."""
+    counts = runs.groupby(EXPERIMENT, dropna=False)["seed"].nunique()
+    low, high = int(counts.min()), int(counts.max())
+    return f"{low} seed(s)" if low == high else f"{low}-{high} seeds"
+
+
+def run_inventory(runs: pd.DataFrame) -> pd.DataFrame:
+    """What a results store holds, per experiment: finished runs, seeds, epochs, hours of
+    training (evaluation excluded), the hardware and the data they ran on."""
+    done = runs[runs["status"].isin(["complete", "diverged"])] if len(runs) else runs
+    columns = [*EXPERIMENT, "runs", "seeds", "epochs", "train_hours", "hardware", "data"]
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    joined = lambda values: ", ".join(sorted({str(v) for v in values}))  # noqa: E731
+    table = done.groupby(EXPERIMENT, dropna=False, sort=False).agg(
+        runs=("seed", "size"), seeds=("seed", "nunique"), epochs=("epochs", joined),
+        train_hours=("train_seconds", lambda s: s.sum() / 3600), hardware=("hardware", joined),
+        data=("data_source", lambda d: joined(data_lib.describe_source(x) for x in d)))
+    return table.reset_index()[columns]
+
+
 def doubling_slope(bn_params: pd.Series, accuracy: pd.Series) -> tuple[float, float]:
     """Least-squares fit accuracy = a + b * log2(BatchNorm parameters): b is the gain in
     accuracy points per doubling (Figure 4 finds it linear in the doublings)."""

@@ -129,9 +129,8 @@ def _scale(used: pd.DataFrame) -> str:
         return ""
     nets = ", ".join(dict.fromkeys(used["model"]))
     epochs = "/".join(str(int(e)) for e in sorted(set(used["epochs"])))
-    seeds = used.groupby(["model", "trainable", "bn_init"])["seed"].nunique().min()
     sources = ", ".join(sorted({describe_source(s) for s in used["data_source"]}))
-    return f"{nets}; {epochs} epochs; {seeds} seed(s); {sources}"
+    return f"{nets}; {epochs} epochs; {analysis.seeds_note(used)}; {sources}"
 
 
 def _holds(claim: pd.Series, ours: float | None) -> str:

@@ -25,9 +25,8 @@ def scale_note(runs: pd.DataFrame) -> str:
     if runs.empty:
         return "no runs yet"
     epochs = "/".join(str(int(e)) for e in sorted(set(runs["epochs"])))
-    seeds = int(runs["seed"].nunique())
     sources = ", ".join(sorted({describe_source(s) for s in runs["data_source"]}))
-    return f"{epochs} epochs, {seeds} seed(s), {sources}"
+    return f"{epochs} epochs, {analysis.seeds_note(runs)}, {sources}"
 
 
 def _title(text: str, runs: pd.DataFrame) -> dict:

@@ -64,6 +64,17 @@ def test_replicate_summary_means_and_stds(store):
     assert row["mean"] == pytest.approx(one.mean()) and row["std"] == pytest.approx(one.std())
 
 
+def test_inventory_counts_runs_seeds_and_hours(store):
+    runs = results.load(store)
+    table = analysis.run_inventory(runs)
+    assert len(table) == 6 and set(table["runs"]) == {2} and set(table["seeds"]) == {2}
+    assert table["train_hours"].sum() == pytest.approx(runs["train_seconds"].sum() / 3600)
+    assert set(table["data"]) == {"synthetic data (not CIFAR-10)"} and set(table["epochs"]) == {"1"}
+    one_seed_more = runs[~((runs["model"] == "resnet-8") & (runs["seed"] == 1))]
+    assert analysis.seeds_note(one_seed_more) == "1-2 seeds" and analysis.seeds_note(runs) == "2 seed(s)"
+    assert analysis.run_inventory(runs.iloc[:0]).empty
+
+
 def test_doubling_slope_recovers_a_line():
     slope, intercept = analysis.doubling_slope(pd.Series([1000, 2000, 4000, 8000]), pd.Series([40, 45, 50, 55]))
     assert slope == pytest.approx(5) and intercept == pytest.approx(40 - 5 * 9.965784, rel=1e-5)
