@@ -30,6 +30,21 @@ def with_labels(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.assign(mode=[paper_label(str(t), m) for t, m in zip(runs["trainable"], runs["model"])])
 
 
+def trend(summary: pd.DataFrame, mode: str, networks: list[str]) -> str:
+    """One line on how a mode's mean accuracy moves along a series of networks, from a
+    replicate summary (``model``, ``mode``, ``mean``): the chapters' text about trends is
+    computed, so it always describes the results shown."""
+    rows = summary[(summary["mode"] == mode) & (summary["n"] > 0)].set_index("model")["mean"]
+    points = [(n, rows[n]) for n in networks if n in rows.index]
+    if len(points) < 2:
+        return f"{mode}: fewer than two of {', '.join(networks)} finished"
+    steps = [b - a for (_, a), (_, b) in zip(points, points[1:])]
+    verdict = ("rises at every step" if all(d > 0 for d in steps) else
+               "falls at every step" if all(d < 0 for d in steps) else "does not move in one direction")
+    path = " → ".join(f"{n} {v:.1f}%" for n, v in points)
+    return f"{mode}: {path} ({verdict}; {points[-1][1] - points[0][1]:+.1f} points overall)"
+
+
 def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
     """Figure 7's curves for every finished run: read from each run folder, computed (and stored
     there) when missing and the data is readable here."""

@@ -75,6 +75,17 @@ def test_inventory_counts_runs_seeds_and_hours(store):
     assert analysis.run_inventory(runs.iloc[:0]).empty
 
 
+def test_trend_lines_describe_the_summary():
+    summary = pd.DataFrame({"model": ["resnet-14", "resnet-32", "resnet-56", "resnet-14", "resnet-32"],
+                            "mode": ["BN", "BN", "BN", "All", "All"], "mean": [30.0, 35.5, 40.0, 60.0, 58.0],
+                            "n": [3, 3, 1, 3, 0]})
+    nets = ["resnet-14", "resnet-32", "resnet-56"]
+    assert book.trend(summary, "BN", nets) == (
+        "BN: resnet-14 30.0% → resnet-32 35.5% → resnet-56 40.0% (rises at every step; +10.0 points overall)")
+    assert book.trend(summary, "All", nets).startswith("All: fewer than two")  # resnet-32 All has no finished run
+    assert "does not move in one direction" in book.trend(summary.assign(mean=[30, 20, 40, 0, 0]), "BN", nets)
+
+
 def test_doubling_slope_recovers_a_line():
     slope, intercept = analysis.doubling_slope(pd.Series([1000, 2000, 4000, 8000]), pd.Series([40, 45, 50, 55]))
     assert slope == pytest.approx(5) and intercept == pytest.approx(40 - 5 * 9.965784, rel=1e-5)
