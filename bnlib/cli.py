@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--cpus-per-run", type=float, help="CPU slots of a run (default: all cores without GPU)")
     sweep.add_argument("--retries", type=int, default=2, help="retries of a failed run (default: 2)")
     sweep.add_argument("--no-progress", action="store_true")
+    sweep.add_argument("--dry-run", action="store_true", help="list the grid and what is finished; train nothing")
     bench = commands.add_parser("bench", help="images/s of bnlib's trainer against a plain PyTorch loop")
     bench.add_argument("--model", help="one network (default: resnet-14, resnet-20, resnet-56)")
     bench.add_argument("--trainable", help="one mode (default: bn and all)")
@@ -151,6 +152,14 @@ def _sweep(args: argparse.Namespace) -> int:
             1 if args.seeds is None else args.seeds, 160 if args.epochs is None else args.epochs,
             args.data or "cifar10", items(args.bn_inits, "uniform"), items(args.feature_inits, "he-normal"),
             device=args.device, precision=args.precision)
+    if args.dry_run:  # the grid, in the order it would run, and what is finished
+        finished = sweep.is_finished(configs, args.runs_dir or "runs")
+        for config, done in zip(configs, finished):
+            c = config.flat()
+            print(f"{'done' if done else 'todo'} {c['model']} trainable={c['trainable']} bn_init={c['bn_init']} "
+                  f"feature_init={c['feature_init']} normalize={c['normalize']} seed={c['seed']} epochs={c['epochs']}")
+        print(json.dumps({"runs": len(configs), "done": sum(finished), "todo": len(configs) - sum(finished)}))
+        return 0
     if args.address:
         sweep.check_address(args.address)
     counts = sweep.run(configs, args.runs_dir or "runs", address=args.address, gpus_per_run=args.gpus_per_run,

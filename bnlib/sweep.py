@@ -97,6 +97,15 @@ def needs_clamping(config: RunConfig) -> bool:
     return mode_identity(mode, model) in (mode_identity("all", model), mode_identity("bn", model))
 
 
+def is_finished(configs: Sequence[RunConfig], runs_dir: str | Path) -> list[bool]:
+    """Whether each run is finished in ``runs_dir`` (each data source is read once)."""
+    datasets: dict[str, data_lib.Dataset] = {}
+    for config in configs:
+        if config.data.data not in datasets:
+            datasets[config.data.data] = data_lib.load(config.data.data)
+    return [(locate(c, datasets[c.data.data], runs_dir) / results.RESULT).is_file() for c in configs]
+
+
 def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | None = None,
         gpus_per_run: float | None = None, cpus_per_run: float | None = None, retries: int = 2,
         progress: bool = True) -> dict[str, Any]:
@@ -107,17 +116,9 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
     runs_dir = str(Path(runs_dir).resolve())
     if address:
         check_address(address)
-    datasets: dict[str, data_lib.Dataset] = {}
-    todo, skipped = [], 0
-    for config in configs:  # what is finished needs no worker
-        if config.data.data not in datasets:
-            datasets[config.data.data] = data_lib.load(config.data.data)
-        dataset = datasets[config.data.data]
-        if (locate(config, dataset, runs_dir) / results.RESULT).is_file():
-            skipped += 1
-        else:
-            todo.append(config)
-    counts = {"trained": 0, "skipped": skipped, "failed": 0, "diverged": 0, "runs_dir": runs_dir}
+    finished = is_finished(configs, runs_dir)
+    todo = [c for c, done in zip(configs, finished) if not done]  # what is finished needs no worker
+    counts = {"trained": 0, "skipped": sum(finished), "failed": 0, "diverged": 0, "runs_dir": runs_dir}
     if not todo:
         return counts
 

@@ -36,6 +36,10 @@ def finishes(runs: Path) -> dict[str, int]:
 
 def test_smoke_grid_then_nothing_to_do(tmp_path):
     runs = tmp_path / "runs"
+    planned = sweep("--models", "resnet-8", "--trainable", "bn,bn+shortcut+output", "--seeds", "2", "--epochs", "1",
+                    "--dry-run", runs=runs)
+    assert planned.returncode == 0 and last_json(planned.stdout) == {"runs": 4, "done": 0, "todo": 4}
+    assert planned.stdout.count("todo resnet-8") == 4 and not runs.exists()  # a dry run trains and writes nothing
     first = sweep("--models", "resnet-8", "--trainable", "bn,bn+shortcut+output", "--seeds", "2", "--epochs", "1",
                   runs=runs)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -52,6 +56,9 @@ def test_smoke_grid_then_nothing_to_do(tmp_path):
                    runs=runs)
     assert second.returncode == 0
     assert last_json(second.stdout)["trained"] == 0 and last_json(second.stdout)["skipped"] == 4
+    done = sweep("--models", "resnet-8", "--trainable", "bn,bn+shortcut+output", "--seeds", "2", "--epochs", "1",
+                 "--dry-run", runs=runs)
+    assert last_json(done.stdout) == {"runs": 4, "done": 4, "todo": 0}
     assert set(finishes(runs).values()) == {1}
 
 
