@@ -3,9 +3,11 @@ live clamping explorer. Chapters call these; they hold no logic of their own."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from . import analysis, data as data_lib
+from . import analysis, data as data_lib, results
 from .freezing import paper_label
 from .profiles import Plan
 
@@ -46,13 +48,15 @@ def trend(summary: pd.DataFrame, mode: str, networks: list[str]) -> str:
 
 
 def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
-    """Figure 7's curves for every finished run: read from each run folder, computed (and stored
-    there) when missing and the data is readable here."""
+    """Figure 7's curves for every finished run: read from each run folder; what is missing is
+    computed (and stored there) where the run's weights and its data are here."""
     finished = runs[runs["status"] == "complete"] if len(runs) else runs
-    dataset = data_lib.load(plan.data_source) if len(finished) and plan.fingerprint() is not None else None
     frames = []
     for _, run in finished.iterrows():
-        curve = analysis.clamp_curve(run["run_dir"], dataset)
+        curve = analysis.clamp_curve(run["run_dir"], None)
+        if len(curve) < len(analysis.clamp_grid()) and (Path(run["run_dir"]) / results.MODEL).is_file() \
+                and plan.fingerprint() == results.read_config(run["run_dir"]).get("data_fingerprint"):
+            curve = analysis.clamp_curve(run["run_dir"], data_lib.load(plan.data_source))
         if curve.empty:
             continue
         frames.append(curve.assign(model=run["model"], mode=paper_label(str(run["trainable"]), run["model"]),

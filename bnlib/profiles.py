@@ -196,13 +196,15 @@ class Plan:
         """Split ``configs`` into stored runs (finished or diverged) and missing ones.
 
         Runs are matched on every hashed config field, the network by :func:`same_network`
-        (a run of ``resnet-14`` serves ``wrn-14-1``, under the name asked for), the training mode
-        by the tensors it trains and the data by its fingerprint where the data can be read here
-        (so a fresh clone without the data still shows the committed results)."""
+        (a run of ``resnet-14`` serves ``wrn-14-1``, under the name asked for) and the training
+        mode by the tensors it trains. The data is matched by its fingerprint when a chapter
+        names a data source or trains missing runs; otherwise the store's runs are shown
+        whatever data they used (every figure names it), so a fresh clone shows the committed
+        results without reading, or downloading, any data."""
         stored = results.load(self.store)
         if not stored.empty:
             stored = stored[stored["status"].isin(["complete", "diverged"])]
-            fingerprint = self.fingerprint()
+            fingerprint = self.fingerprint() if (self.data or self.train_missing) else None
             if fingerprint is not None:
                 stored = stored[stored["data_fingerprint"] == fingerprint]
         keys = {_key(row): index for index, row in stored.iterrows()} if not stored.empty else {}

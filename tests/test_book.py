@@ -194,6 +194,17 @@ def test_plan_finds_stored_runs_and_reports_missing_ones(store, capsys):
     assert "1 run(s)" in message and "python -m bnlib train --model resnet-8 --trainable none" in message
 
 
+def test_plan_matches_the_data_only_when_a_chapter_names_it_or_trains(store, monkeypatch):
+    fields = dict(models=["resnet-8"], modes=["bn"], seeds=2, runs_dir=str(store), train_missing=False)
+    monkeypatch.setattr(Plan, "fingerprint", lambda self: "another-data-set")
+    plan = Plan.from_parameters("smoke", **fields)
+    assert len(plan.match(plan.figure2())[0]) == 2  # the store's runs, whatever data they used
+    for strict in (Plan.from_parameters("smoke", data="synthetic", **fields),
+                   Plan.from_parameters("smoke", **{**fields, "train_missing": True})):
+        found, missing = strict.match(strict.figure2())
+        assert found.empty and len(missing) == 2
+
+
 def test_a_resnet_run_serves_the_same_wrn_under_the_name_asked_for(store):
     plan = Plan.from_parameters("smoke", models=["wrn-14-1", "resnet-14"], modes=["bn"], seeds=2,
                                 runs_dir=str(store))
