@@ -98,12 +98,23 @@ def needs_clamping(config: RunConfig) -> bool:
 
 
 def is_finished(configs: Sequence[RunConfig], runs_dir: str | Path) -> list[bool]:
-    """Whether each run is finished in ``runs_dir`` (each data source is read once)."""
+    """Whether each run is finished in ``runs_dir``, its clamping curve included where Figure 7
+    needs one (each data source is read once)."""
+    from .analysis import clamp_curve, clamp_grid
+
     datasets: dict[str, data_lib.Dataset] = {}
     for config in configs:
         if config.data.data not in datasets:
             datasets[config.data.data] = data_lib.load(config.data.data)
-    return [(locate(c, datasets[c.data.data], runs_dir) / results.RESULT).is_file() for c in configs]
+    done = []
+    for config in configs:
+        folder = locate(config, datasets[config.data.data], runs_dir)
+        if not (folder / results.RESULT).is_file():
+            done.append(False)
+            continue
+        complete = results.read_json(folder / results.RESULT).get("status") == "complete"
+        done.append(not (complete and needs_clamping(config)) or len(clamp_curve(folder, None)) == len(clamp_grid()))
+    return done
 
 
 def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | None = None,
@@ -149,6 +160,7 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
                     line = (f"{config.model.model} {t.trainable} seed {t.seed}: {out['status']}, "
                             f"test accuracy {out['test_accuracy']:.2f}%, {out['seconds']:.0f} s")
                 bar.write(line, file=sys.stdout)
+                sys.stdout.flush()  # a log file sees each run as it finishes
                 bar.update(1)
                 bar.set_postfix(done=counts["trained"], failed=counts["failed"], left=len(pending))
         bar.close()

@@ -349,9 +349,9 @@ def _evaluate(model: nn.Module, ds: data_lib.Dataset, replicates: int = 1, chann
     return [(loss_sum[i].item() / n, 100.0 * correct[i].item() / n) for i in range(replicates)]
 
 
-def evaluate(model: nn.Module, ds: data_lib.Dataset) -> tuple[float, float]:
+def evaluate(model: nn.Module, ds: data_lib.Dataset, channels_last: bool = False) -> tuple[float, float]:
     """Test loss and accuracy (percent) of one network, BatchNorm in inference mode."""
-    return _evaluate(model, ds)[0]
+    return _evaluate(model, ds, channels_last=channels_last)[0]
 
 
 def batchnorm_table(model: nn.Module) -> list[dict[str, Any]]:
