@@ -67,11 +67,12 @@ def test_killed_driver_restarts_and_every_run_is_done_once(tmp_path):
     args = ("--models", "resnet-8", "--trainable", "bn,all", "--seeds", "2", "--epochs", "3")
     driver = sweep(*args, runs=runs, start_new_session=True)
     deadline = time.time() + 300
-    while not list(runs.glob("*/result.json")) and time.time() < deadline:
+    # a bn/all run is done when its Figure 7 clamping curve is stored (after result.json)
+    while not list(runs.glob("*/clamping.csv")) and time.time() < deadline:
         time.sleep(0.2)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
     driver.wait()
-    done_before = len(list(runs.glob("*/result.json")))
+    done_before = len(list(runs.glob("*/clamping.csv")))
     assert 1 <= done_before < 4, "the first sweep should be killed midway"
 
     again = sweep(*args, runs=runs)
@@ -81,6 +82,7 @@ def test_killed_driver_restarts_and_every_run_is_done_once(tmp_path):
     assert finishes(runs) and set(finishes(runs).values()) == {1}  # no run finished twice
     table = results.load(runs)
     assert len(table) == 4 and set(table["status"]) == {"complete"} and set(table["epochs_completed"]) == {3}
+    assert len(list(runs.glob("*/clamping.csv"))) == 4
 
 
 @pytest.mark.parametrize("args, words", [
