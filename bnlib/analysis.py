@@ -19,7 +19,7 @@ from torch import nn
 from . import data as data_lib
 from . import results
 from .config import RunConfig
-from .models import build, parameter_counts
+from .models import build, parameter_counts, parse_name, same_network
 
 GAMMA_THRESHOLDS = (0.01, 0.05, 0.1, 0.2, 0.5)  # Figure 6's x-axis; 0.01 and 0.1 are in the text
 # Figure 7's thresholds (0.01 and 0.1 are in the text) and the binarisations' (Section 5 says only
@@ -83,15 +83,23 @@ def doubling_slope(bn_params: pd.Series, accuracy: pd.Series) -> tuple[float, fl
     return float(slope), float(intercept)
 
 
+def depth_width_series(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Figure 4's two series from a summary with one row per network (``model``): ``deep``,
+    the networks of width 1, and ``wide``, those at the depth of the wide networks. Both start
+    at ResNet-14, which is WRN-14-1 (a network listed under both names counts once)."""
+    rows = summary.assign(network=summary["model"].map(same_network)).drop_duplicates("network")
+    archs = [parse_name(n) for n in rows["network"]]
+    wide_depths = {a.depth for a in archs if a.width > 1}
+    return {"deep": rows[[a.width == 1 for a in archs]], "wide": rows[[a.depth in wide_depths for a in archs]]}
+
+
 def depth_width_slopes(summary: pd.DataFrame) -> dict[str, float]:
-    """Figure 4: accuracy points per doubling of BatchNorm parameters, for the deep series
-    (``resnet-N``) and the wide one (``wrn-N-W``), from a replicate summary with ``model`` and
-    ``mean`` columns. A series with fewer than two networks has no slope."""
+    """Figure 4: accuracy points per doubling of BatchNorm parameters for the deep and the wide
+    series (:func:`depth_width_series`), from a summary with ``model`` and ``mean`` columns.
+    A series with fewer than two networks has no slope."""
     finished = summary[summary["n"] > 0] if "n" in summary else summary  # all-diverged groups have no mean
-    series = {kind: finished[finished["model"].str.startswith(prefix)]
-              for kind, prefix in (("deep", "resnet-"), ("wide", "wrn-"))}
-    return {kind: doubling_slope(part["model"].map(batchnorm_parameters), part["mean"])[0]
-            for kind, part in series.items() if part["model"].nunique() >= 2}
+    return {kind: doubling_slope(part["network"].map(batchnorm_parameters), part["mean"])[0]
+            for kind, part in depth_width_series(finished).items() if len(part) >= 2}
 
 
 def gamma_beta_summary(bn: pd.DataFrame) -> dict[str, float]:

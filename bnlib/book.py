@@ -32,6 +32,16 @@ def with_labels(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.assign(mode=[paper_label(str(t), m) for t, m in zip(runs["trainable"], runs["model"])])
 
 
+def paper_vs_ours(plan: Plan, figures: tuple[str, ...], ids: str = "") -> pd.DataFrame:
+    """The scoreboard's rows for a chapter: claims about ``figures`` or whose id matches the
+    regular expression ``ids``, the paper's value beside ours and the scale of ours."""
+    from . import claims
+
+    board = claims.scoreboard(results.load(plan.store))
+    chosen = board["figure"].isin(figures) | (board["id"].str.contains(ids) if ids else False)
+    return board[chosen].drop(columns=["figure"]).set_index("id")
+
+
 def trend(summary: pd.DataFrame, mode: str, networks: list[str]) -> str:
     """One line on how a mode's mean accuracy moves along a series of networks, from a
     replicate summary (``model``, ``mode``, ``mean``): the chapters' text about trends is

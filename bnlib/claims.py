@@ -100,8 +100,8 @@ def _ours(claim: pd.Series, runs: pd.DataFrame) -> tuple[float | None, pd.DataFr
         if quantity == "slope_ratio":
             return (slopes["deep"] / slopes["wide"] if len(slopes) == 2 and slopes["wide"] else None), used
         series = "deep" if quantity == "depth_slope" else "wide"
-        prefix = "resnet-" if series == "deep" else "wrn-"
-        return slopes.get(series), used[used["model"].str.startswith(prefix)] if len(used) else used
+        networks = set(analysis.depth_width_series(used[["model"]])[series]["model"]) if len(used) else set()
+        return slopes.get(series), used[used["model"].isin(networks)] if len(used) else used
 
     network, trainable, bn_init = claim["network"], claim["trainable"], claim["bn_init"]
     threshold = float(claim["threshold"]) if claim["threshold"] != "" else None

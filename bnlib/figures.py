@@ -71,15 +71,16 @@ def accuracy_vs_bn_parameters(summary: pd.DataFrame, runs: pd.DataFrame) -> go.F
     """Figure 4: BatchNorm-only accuracy against BatchNorm parameter count (log2 axis), the
     deep and the wide series each with its least-squares line and slope per doubling."""
     fig = go.Figure()
-    series = {"depth (resnet-N)": summary[summary["model"].str.startswith("resnet-")],
-              "width (wrn-14-W)": summary[summary["model"].str.startswith("wrn-")]}
-    for (label, part), color in zip(series.items(), ("#1f77b4", "#d62728")):
+    series = analysis.depth_width_series(summary)
+    labels = {"deep": "depth (resnet-N)", "wide": "width (wrn-14-W)"}
+    for (kind, part), color in zip(series.items(), ("#1f77b4", "#d62728")):
         if part.empty:
             continue
-        x = part["model"].map(analysis.batchnorm_parameters)
+        label = labels[kind]
+        x = part["network"].map(analysis.batchnorm_parameters)
         fig.add_trace(go.Scatter(x=x, y=part["mean"], error_y={"type": "data", "array": part["std"]},
                                  mode="markers", name=label, text=part["model"], marker={"color": color}))
-        if part["model"].nunique() >= 2:
+        if len(part) >= 2:
             slope, intercept = analysis.doubling_slope(x, part["mean"])
             xs = np.array([x.min(), x.max()], dtype=float)
             fig.add_trace(go.Scatter(x=xs, y=intercept + slope * np.log2(xs), mode="lines", line={"color": color,

@@ -154,6 +154,8 @@ summary'''),
     if plan.networks(series):
         figures.accuracy_by_network(summary, runs, "mode", f"Figure 1 ({series}): γ and β enabled vs frozen",
                                     list(plan.networks(series))).show()'''),
+        md("The paper's claims about Figure 1, beside ours (from the claims scoreboard):"),
+        code('''book.paper_vs_ours(plan, ("Figure 1",))'''),
     ),
     "04-training-only-batchnorm": chapter(
         [md("""
@@ -206,6 +208,8 @@ print({k: round(v, 2) for k, v in slopes.items()}, "points per doubling")
 if len(slopes) == 2:
     print(f"depth / width slope: {slopes['deep'] / slopes['wide']:.2f} (paper: 1.17)")
 figures.accuracy_vs_bn_parameters(bn_only, runs).show()'''),
+        md("The paper's claims about Figures 2 and 4, beside ours (from the claims scoreboard):"),
+        code('''book.paper_vs_ours(plan, ("Figure 2", "Figure 4"))'''),
     ),
     "05-initialisation": chapter(
         [md("""
@@ -239,6 +243,8 @@ finds far fewer γ near zero when training only BatchNorm than under the default
 if len(gammas):
     display(gammas.groupby(["model", "mode", "bn_init"])[["gamma_mean", "gamma_std", "gamma_frac_abs_below_0.01",
                                                         "gamma_frac_abs_below_0.1", "beta_mean"]].mean())'''),
+        md("The paper's claims about initialisation, beside ours (from the claims scoreboard):"),
+        code('''book.paper_vs_ours(plan, ("Figure A2", "Figure A3"), ids="init|beta-one")'''),
     ),
     "06-gamma-beta-values": chapter(
         [md("""
@@ -270,6 +276,8 @@ every depth and width; when training everything, about 3% except the deepest net
 """),
         code('''if len(table):
     figures.gamma_fractions_by_network(table, list(plan.networks()), "mode").show()'''),
+        md("The paper's claims about Figures 5 and 6, beside ours (from the claims scoreboard):"),
+        code('''book.paper_vs_ours(plan, ("Figure 5", "Figure 6"))'''),
     ),
     "07-clamping": chapter(
         [md("""
@@ -294,6 +302,8 @@ Move the slider: each threshold's accuracies are precomputed, so this works in t
     figures.clamping_slider(curves, runs, list(plan.networks())).show()'''),
         code('''if len(curves):
     figures.clamping_lines(curves[curves["model"] == plan.case_study()], runs).show()'''),
+        md("The paper's claims about clamping and binarising, beside ours (from the claims scoreboard):"),
+        code('''book.paper_vs_ours(plan, ("Figure 7", "Section 5"))'''),
         md("""
 ## Live: clamp a trained network yourself
 
@@ -326,6 +336,8 @@ if len(runs):
     display(summary)
     figures.accuracy_by_network(summary, runs, "ablation", "Appendix E: γ, β and normalisation",
                                 sorted(set(runs["model"]))).show()'''),
+        md("The paper's claims about Appendix E, beside ours (from the claims scoreboard):"),
+        code('''book.paper_vs_ours(plan, ("Figure A1",))'''),
     ),
     "09-differences": chapter(
         [md("""

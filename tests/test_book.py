@@ -86,6 +86,18 @@ def test_trend_lines_describe_the_summary():
     assert "does not move in one direction" in book.trend(summary.assign(mean=[30, 20, 40, 0, 0]), "BN", nets)
 
 
+def test_depth_and_width_series_share_resnet14_once():
+    summary = pd.DataFrame({"model": ["resnet-14", "resnet-32", "wrn-14-1", "wrn-14-2", "wrn-14-4", "resnet-56"],
+                            "mean": [30.0, 34.0, 30.0, 33.0, 36.0, 38.0], "n": [3, 3, 3, 3, 1, 1]})
+    series = analysis.depth_width_series(summary)
+    assert list(series["deep"]["model"]) == ["resnet-14", "resnet-32", "resnet-56"]
+    assert list(series["wide"]["model"]) == ["resnet-14", "wrn-14-2", "wrn-14-4"]
+    # without the wrn-14-1 row (a results store names the run resnet-14) the wide series still starts there
+    assert list(analysis.depth_width_series(summary.drop(index=2))["wide"]["model"]) == ["resnet-14", "wrn-14-2", "wrn-14-4"]
+    slopes = analysis.depth_width_slopes(summary)
+    assert slopes["wide"] == pytest.approx(3.0)  # BatchNorm parameters double with each doubling of width
+
+
 def test_doubling_slope_recovers_a_line():
     slope, intercept = analysis.doubling_slope(pd.Series([1000, 2000, 4000, 8000]), pd.Series([40, 45, 50, 55]))
     assert slope == pytest.approx(5) and intercept == pytest.approx(40 - 5 * 9.965784, rel=1e-5)
@@ -166,6 +178,10 @@ def test_trend_claims_hold_by_sign(store):
     assert board.loc["depth-helps-bn", "ours"] == pytest.approx(slope, abs=1e-3)
     assert board.loc["width-helps-bn", "holds"] == "not run"  # no wrn-* networks in this store
     assert board.loc["bn-14", "holds if"] == "within ±2 of the paper"
+    plan = Plan.from_parameters("smoke", runs_dir=str(store))
+    chapter = book.paper_vs_ours(plan, ("Figure 7",), ids="beta-one")
+    expected = claims.load_claims().query("figure == 'Figure 7' or id.str.contains('beta-one')", engine="python")["id"]
+    assert list(chapter.index) == list(expected) and chapter.loc["clamp-001-bn-14", "paper"] == "0"
 
 
 def test_figures_build_from_tables(store):
