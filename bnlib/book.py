@@ -75,6 +75,17 @@ def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
         columns=["keep", "threshold", "fraction_clamped", "test_accuracy", "model", "mode", "seed", "run_dir"])
 
 
+def live_run(plan: Plan, runs: pd.DataFrame) -> str | None:
+    """A finished BatchNorm-only run of the case-study network that can be re-evaluated here:
+    its weights are on this machine (they are not committed) and so is the data it used."""
+    case = runs[(runs["model"] == plan.case_study()) & (runs["mode"] == "BN") & (runs["status"] == "complete")] \
+        if len(runs) else runs
+    for _, run in case.iterrows():
+        if (Path(run["run_dir"]) / results.MODEL).is_file() and plan.fingerprint() == run["data_fingerprint"]:
+            return str(run["run_dir"])
+    return None
+
+
 def clamping_explorer(plan: Plan, run_dir: str):
     """An ipywidgets slider that clamps the run's gammas below the chosen threshold and
     re-evaluates the network on the test set, live (in Jupyter; a static page keeps only the

@@ -310,11 +310,13 @@ Move the slider: each threshold's accuracies are precomputed, so this works in t
 In Jupyter (not in the static page), this slider re-evaluates the case-study network trained
 only on BatchNorm at whatever threshold you choose.
 """),
-        code('''live = runs[(runs["model"] == plan.case_study()) & (runs["mode"] == "BN") & (runs["status"] == "complete")]
-if len(live) and plan.fingerprint() is not None:
-    display(book.clamping_explorer(plan, live["run_dir"].iloc[0]))
+        code('''live = book.live_run(plan, runs)
+if live:
+    display(book.clamping_explorer(plan, live))
 else:
-    print("no trained BatchNorm-only run of", plan.case_study(), "or no data here to evaluate it on")'''),
+    print(f"No BatchNorm-only run of {plan.case_study()} with its weights and data on this machine (weights are "
+          f"not committed). Train one, then re-run this chapter:\n  python -m bnlib train --model {plan.case_study()} "
+          f"--trainable bn --epochs {plan.n_epochs} --data {plan.data_source} --runs-dir {plan.store}")'''),
     ),
     "08-ablation": chapter(
         [md("""

@@ -210,6 +210,16 @@ def test_plan_finds_stored_runs_and_reports_missing_ones(store, capsys):
     assert "1 run(s)" in message and "python -m bnlib train --model resnet-8 --trainable none" in message
 
 
+def test_live_clamping_needs_the_weights_and_the_data_here(store, monkeypatch):
+    plan = Plan.from_parameters("smoke", runs_dir=str(store))  # case study: resnet-8
+    runs = book.with_labels(results.load(store))
+    live = book.live_run(plan, runs)
+    assert live in set(runs[(runs["model"] == "resnet-8") & (runs["mode"] == "BN")]["run_dir"])
+    assert book.live_run(plan, runs[runs["run_dir"] != live]) not in (None, live)  # the other seed
+    monkeypatch.setattr(Plan, "fingerprint", lambda self: "another-data-set")
+    assert book.live_run(plan, runs) is None
+
+
 def test_plan_matches_the_data_only_when_a_chapter_names_it_or_trains(store, monkeypatch):
     fields = dict(models=["resnet-8"], modes=["bn"], seeds=2, runs_dir=str(store), train_missing=False)
     monkeypatch.setattr(Plan, "fingerprint", lambda self: "another-data-set")
