@@ -59,15 +59,16 @@ def seeds_note(runs: pd.DataFrame) -> str:
 
 def run_inventory(runs: pd.DataFrame) -> pd.DataFrame:
     """What a results store holds, per experiment: finished runs, seeds, epochs, hours of
-    training (evaluation excluded), the hardware and the data they ran on."""
+    training (evaluation excluded), training speed, the hardware and the data they ran on."""
     done = runs[runs["status"].isin(["complete", "diverged"])] if len(runs) else runs
-    columns = [*EXPERIMENT, "runs", "seeds", "epochs", "train_hours", "hardware", "data"]
+    columns = [*EXPERIMENT, "runs", "seeds", "epochs", "train_hours", "images_per_s", "hardware", "data"]
     if done.empty:
         return pd.DataFrame(columns=columns)
     joined = lambda values: ", ".join(sorted({str(v) for v in values}))  # noqa: E731
     table = done.groupby(EXPERIMENT, dropna=False, sort=False).agg(
         runs=("seed", "size"), seeds=("seed", "nunique"), epochs=("epochs", joined),
-        train_hours=("train_seconds", lambda s: s.sum() / 3600), hardware=("hardware", joined),
+        train_hours=("train_seconds", lambda s: s.sum() / 3600), images_per_s=("images_per_s", "mean"),
+        hardware=("hardware", joined),
         data=("data_source", lambda d: joined(data_lib.describe_source(x) for x in d)))
     return table.reset_index()[columns]
 

@@ -95,7 +95,8 @@ board[trends]'''),
 ## What was run
 
 Every experiment in this profile's results store: finished runs, seeds, epochs, hours of
-training (evaluation and clamping excluded), the hardware and the data. The `cpu` profile ran
+training (evaluation and clamping excluded), training images per second, the hardware and the
+data. The `cpu` profile ran
 on a 2-core CPU on the JPEG copy of CIFAR-10; the `paper` profile is for a GPU server.
 """),
         code('''inventory = analysis.run_inventory(results.load(plan.store))
@@ -348,7 +349,7 @@ if len(runs):
 | what | the paper | this book | why |
 |---|---|---|---|
 | data | CIFAR-10 | CIFAR-10 where it can be downloaded; otherwise a JPEG re-encoding of it (pixels differ slightly: per-channel means agree to 1e-4, standard deviations to 2e-3) | the machines that built this book have no internet; every result names its data |
-| scale | 160 epochs, 13 networks, 5 seeds | `paper` profile: the same. `cpu` profile: 2 epochs (lr 0.1, then 0.01), ResNet-14/32/56 and WRN-14-2/4 (WRN-14-1 is ResNet-14), 3 seeds, 1 for ResNet-56 and WRN-14-4; Appendices C-E on ResNet-14 only; ResNet-32 is the case study of Figures 3, 5 and 7 instead of ResNet-110 | the whole `cpu` profile is about 10 hours of a 2-core CPU (measured there before the sweep: ResNet-14 trains at 470-1600 images/s depending on the mode, WRN-14-4 at 40-70) |
+| scale | 160 epochs, 13 networks, 5 seeds | `paper` profile: the same. `cpu` profile: 2 epochs (lr 0.1, then 0.01), ResNet-14/32/56 and WRN-14-2/4 (WRN-14-1 is ResNet-14), 3 seeds, 1 for ResNet-56 and WRN-14-4; Appendices C-E on ResNet-14 only; ResNet-32 is the case study of Figures 3, 5 and 7 instead of ResNet-110 | the whole `cpu` profile is about 10 hours of a 2-core CPU (chapter 1's "What was run" gives each experiment's measured hours and images/s) |
 | input normalisation | "per-pixel" | per channel, with the training set's own mean and standard deviation | the authors' framework normalises per channel (with ImageNet's constants) |
 | BatchNorm init | γ ~ U[0,1], β = 0, "the default in our version of PyTorch" | the same, set explicitly | PyTorch's default became γ = 1; the authors' framework had a bug that skipped its BatchNorm init |
 | orthogonal features | normal samples orthogonalised by SVD | the same (U Vᵀ of the SVD), scaled by √2 so the per-weight variance matches He normal when fan-in ≥ fan-out | the authors' framework uses `torch.nn.init.orthogonal_` (QR, gain 1) |
