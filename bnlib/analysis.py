@@ -57,9 +57,19 @@ def seeds_note(runs: pd.DataFrame) -> str:
     return f"{low} seed(s)" if low == high else f"{low}-{high} seeds"
 
 
+def scale_note(runs: pd.DataFrame) -> str:
+    """'2 epochs, 1-3 seeds, CIFAR-10, JPEG copy': the evidence behind a figure or a claim."""
+    if runs.empty:
+        return "no runs yet"
+    epochs = "/".join(str(int(e)) for e in sorted(set(runs["epochs"])))
+    sources = ", ".join(sorted({data_lib.describe_source(s) for s in runs["data_source"]}))
+    return f"{epochs} epochs, {seeds_note(runs)}, {sources}"
+
+
 def run_inventory(runs: pd.DataFrame) -> pd.DataFrame:
     """What a results store holds, per experiment: finished runs, seeds, epochs, hours of
-    training (evaluation excluded), training speed, the hardware and the data they ran on."""
+    training (per-epoch test evaluation included, clamping not; replicates trained fused each
+    count the shared time), training speed, the hardware and the data they ran on."""
     done = runs[runs["status"].isin(["complete", "diverged"])] if len(runs) else runs
     columns = [*EXPERIMENT, "runs", "seeds", "epochs", "train_hours", "images_per_s", "hardware", "data"]
     if done.empty:
@@ -91,7 +101,8 @@ def depth_width_series(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
     rows = summary.assign(network=summary["model"].map(same_network)).drop_duplicates("network")
     archs = [parse_name(n) for n in rows["network"]]
     wide_depths = {a.depth for a in archs if a.width > 1}
-    return {"deep": rows[[a.width == 1 for a in archs]], "wide": rows[[a.depth in wide_depths for a in archs]]}
+    return {"deep": rows.loc[np.array([a.width == 1 for a in archs], dtype=bool)],
+            "wide": rows.loc[np.array([a.depth in wide_depths for a in archs], dtype=bool)]}
 
 
 def depth_width_slopes(summary: pd.DataFrame) -> dict[str, float]:
@@ -184,20 +195,34 @@ def clamp_grid() -> list[tuple[str, float]]:
     return [("value", t) for t in CLAMP_THRESHOLDS] + [(k, t) for k in ("one", "mean") for t in BINARISE_THRESHOLDS]
 
 
+def _clamp_key(keep: str, threshold: float) -> tuple[str, float]:
+    return keep, round(float(threshold), 9)
+
+
+def _stored_curve(run_dir: str | Path) -> pd.DataFrame:
+    path = Path(run_dir) / "clamping.csv"
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=CLAMP_COLUMNS)
+
+
+def clamp_missing(run_dir: str | Path, grid: Sequence[tuple[str, float]] | None = None) -> list[tuple[str, float]]:
+    """The evaluations of ``grid`` (default :func:`clamp_grid`) a run's clamping.csv lacks."""
+    stored = _stored_curve(run_dir)
+    done = {_clamp_key(k, t) for k, t in zip(stored["keep"], stored["threshold"])}
+    return [(k, t) for k, t in (clamp_grid() if grid is None else grid) if _clamp_key(k, t) not in done]
+
+
 def clamp_curve(run_dir: str | Path, dataset: data_lib.Dataset | None,
                 grid: Sequence[tuple[str, float]] | None = None,
                 device: str | torch.device = "cpu") -> pd.DataFrame:
     """Test accuracy after clamping gamma, one row per (keep, threshold) of ``grid`` (default
     :func:`clamp_grid`). Stored in the run folder as ``clamping.csv``; only evaluations not
-    stored yet are computed, where the run's model is here (``dataset=None``: only read)."""
+    stored yet are computed, which needs the run's weights (``dataset=None``: only read)."""
     from .train import evaluate
 
-    grid = list(grid or clamp_grid())
-    path = Path(run_dir) / "clamping.csv"
-    stored = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=CLAMP_COLUMNS)
-    done = {(k, round(float(t), 9)) for k, t in zip(stored["keep"], stored["threshold"])}
-    todo = [(k, t) for k, t in grid if (k, round(float(t), 9)) not in done]
-    if todo and dataset is not None and (Path(run_dir) / results.MODEL).is_file():
+    grid = clamp_grid() if grid is None else list(grid)
+    stored = _stored_curve(run_dir)
+    todo = clamp_missing(run_dir, grid)
+    if todo and dataset is not None:
         expected = results.read_json(Path(run_dir) / results.CONFIG).get("data_fingerprint")
         if expected != dataset.fingerprint:
             raise ValueError(f"{run_dir} was trained on data {expected}, not on {dataset.fingerprint}")
@@ -210,6 +235,7 @@ def clamp_curve(run_dir: str | Path, dataset: data_lib.Dataset | None,
             rows.append({"keep": keep, "threshold": threshold, "fraction_clamped": fraction,
                          "test_accuracy": accuracy, "test_loss": loss})
         stored = pd.concat([stored, pd.DataFrame(rows)], ignore_index=True) if len(stored) else pd.DataFrame(rows)
-        results.write_csv(path, stored.to_dict("records"), CLAMP_COLUMNS)
-    wanted = {(k, round(float(t), 9)) for k, t in grid}
-    return stored[[(k, round(float(t), 9)) in wanted for k, t in zip(stored["keep"], stored["threshold"])]]
+        results.write_csv(Path(run_dir) / "clamping.csv", stored.to_dict("records"), CLAMP_COLUMNS)
+    wanted = {_clamp_key(k, t) for k, t in grid}
+    return stored.loc[np.array([_clamp_key(k, t) in wanted for k, t in zip(stored["keep"], stored["threshold"])],
+                               dtype=bool)]

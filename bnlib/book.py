@@ -61,12 +61,13 @@ def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
     """Figure 7's curves for every finished run: read from each run folder; what is missing is
     computed (and stored there) where the run's weights and its data are here."""
     finished = runs[runs["status"] == "complete"] if len(runs) else runs
+    dataset = None
     frames = []
     for _, run in finished.iterrows():
-        curve = analysis.clamp_curve(run["run_dir"], None)
-        if len(curve) < len(analysis.clamp_grid()) and (Path(run["run_dir"]) / results.MODEL).is_file() \
-                and plan.fingerprint() == results.read_config(run["run_dir"]).get("data_fingerprint"):
-            curve = analysis.clamp_curve(run["run_dir"], data_lib.load(plan.data_source))
+        computable = (Path(run["run_dir"]) / results.MODEL).is_file() and plan.fingerprint() == run["data_fingerprint"]
+        if computable and analysis.clamp_missing(run["run_dir"]):
+            dataset = dataset or data_lib.load(plan.data_source)
+        curve = analysis.clamp_curve(run["run_dir"], dataset if computable else None)
         if curve.empty:
             continue
         frames.append(curve.assign(model=run["model"], mode=paper_label(str(run["trainable"]), run["model"]),

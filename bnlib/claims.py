@@ -14,7 +14,6 @@ import pandas as pd
 
 from . import analysis, results
 from .config import RunConfig
-from .data import describe_source
 from .freezing import mode_identity
 
 PAPER_DATA = Path(__file__).resolve().parents[1] / "data" / "paper"
@@ -63,10 +62,7 @@ def _override(claim: pd.Series) -> dict:
 def _clamp_value(chosen: pd.DataFrame, keep: str, threshold: float, drop: bool) -> float | None:
     values = []
     for run_dir in chosen["run_dir"]:
-        path = Path(run_dir) / "clamping.csv"
-        if not path.is_file():
-            continue
-        curve = pd.read_csv(path)
+        curve = analysis.clamp_curve(run_dir, None)
         curve = curve[curve["keep"] == keep]
         at = curve.loc[np.isclose(curve["threshold"], threshold), "test_accuracy"]
         base = curve.loc[np.isclose(curve["threshold"], 0.0), "test_accuracy"]
@@ -125,12 +121,7 @@ def _ours(claim: pd.Series, runs: pd.DataFrame) -> tuple[float | None, pd.DataFr
 
 
 def _scale(used: pd.DataFrame) -> str:
-    if used.empty:
-        return ""
-    nets = ", ".join(dict.fromkeys(used["model"]))
-    epochs = "/".join(str(int(e)) for e in sorted(set(used["epochs"])))
-    sources = ", ".join(sorted({describe_source(s) for s in used["data_source"]}))
-    return f"{nets}; {epochs} epochs; {analysis.seeds_note(used)}; {sources}"
+    return f"{', '.join(dict.fromkeys(used['model']))}; {analysis.scale_note(used)}" if len(used) else ""
 
 
 def _holds(claim: pd.Series, ours: float | None) -> str:
@@ -158,6 +149,7 @@ def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.Dat
         ours, used = _ours(claim, runs)
         rows.append({
             "id": claim["id"], "figure": claim["figure"], "claim": claim["claim"],
+            "kind": "trend" if claim["holds_if"] in ("negative", "positive") else "value",
             "paper": claim["paper_value"], "ours": None if ours is None else round(ours, 3),
             "holds if": _test(claim), "holds": _holds(claim, ours), "scale": _scale(used),
         })

@@ -80,7 +80,13 @@ class RunConfig:
     def from_flat(cls, **values: Any) -> "RunConfig":
         """Build from flat field names (``model=..., trainable=..., epochs=...``)."""
         if isinstance(values.get("model"), str):
+            from .models import same_network  # here: models imports this module
+
             values["model"] = values["model"].strip().lower()  # stored as the registry spells it
+            try:
+                values["model"] = same_network(values["model"])  # WRN-N-1 is ResNet-N: one name
+            except ConfigError:
+                pass  # an unknown name is reported by validation, with the valid forms
         parts = {}
         for key, kind in zip(("model", "data", "train"), CONFIG_TYPES):
             names = {f.name for f in dataclasses.fields(kind)}

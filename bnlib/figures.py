@@ -12,7 +12,6 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import analysis
-from .data import describe_source
 
 PALETTE = {  # the paper's colours where it has them
     "All": "#1f77b4", "None": "#2ca02c", "BN": "#d62728", "BN+S+O": "#e6b800", "S+O": "#7f7f7f",
@@ -20,17 +19,8 @@ PALETTE = {  # the paper's colours where it has them
 }
 
 
-def scale_note(runs: pd.DataFrame) -> str:
-    """'15 epochs, 3 seeds, CIFAR-10, JPEG copy': the evidence behind a figure."""
-    if runs.empty:
-        return "no runs yet"
-    epochs = "/".join(str(int(e)) for e in sorted(set(runs["epochs"])))
-    sources = ", ".join(sorted({describe_source(s) for s in runs["data_source"]}))
-    return f"{epochs} epochs, {analysis.seeds_note(runs)}, {sources}"
-
-
 def _title(text: str, runs: pd.DataFrame) -> dict:
-    return {"text": f"{text}<br><sup>ours: {scale_note(runs)}</sup>"}
+    return {"text": f"{text}<br><sup>ours: {analysis.scale_note(runs)}</sup>"}
 
 
 def accuracy_by_network(summary: pd.DataFrame, runs: pd.DataFrame, series: str, title: str,

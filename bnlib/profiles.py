@@ -106,6 +106,11 @@ class Plan:
     def n_seeds(self) -> int:
         return self.seeds or self.profile.seeds
 
+    def scale(self) -> str:
+        """'2 epochs, 3 seed(s) (1 for resnet-56, wrn-14-4)': what this plan trains."""
+        few = [n for n in self.networks() if self.seeds_of(n) != self.n_seeds]
+        return f"{self.n_epochs} epochs, {self.n_seeds} seed(s)" + (f" (1 for {', '.join(few)})" if few else "")
+
     def seeds_of(self, network: str) -> int:
         """Replicates of one network: the profile's, or one for its costliest networks unless a
         chapter asks for a number of seeds."""
@@ -124,13 +129,15 @@ class Plan:
         return Path(self.runs_dir or self.profile.runs_dir)
 
     def networks(self, which: str = "all") -> tuple[str, ...]:
-        """The deep networks, the wide ones, or both (``"deep"``, ``"wide"``, ``"all"``)."""
+        """The deep networks, the wide ones, or both (``"deep"``, ``"wide"``, ``"all"``), each
+        by its one name: the wide series starts at ``resnet-14`` (which WRN-14-1 is)."""
         if self.models:
             deep = tuple(m for m in self.models if m.startswith("resnet-"))
             wide = tuple(m for m in self.models if m.startswith("wrn-"))
         else:
             deep, wide = self.profile.deep, self.profile.wide
-        return {"deep": deep, "wide": wide, "all": deep + wide}[which]
+        deep, wide = (tuple(dict.fromkeys(map(same_network, names))) for names in (deep, wide))
+        return {"deep": deep, "wide": wide, "all": tuple(dict.fromkeys(deep + wide))}[which]
 
     def case_study(self) -> str:
         nets = self.networks()
@@ -142,7 +149,8 @@ class Plan:
 
     def grid(self, networks: Iterable[str], modes: Iterable[str], **fields) -> list[RunConfig]:
         modes = self.modes or tuple(modes)
-        return [self.config(n, m, s, **fields) for n in networks for m in modes for s in range(self.seeds_of(n))]
+        configs = [self.config(n, m, s, **fields) for n in networks for m in modes for s in range(self.seeds_of(n))]
+        return list(dict.fromkeys(configs))
 
     # ------------------------------------------------------------------ the chapters' grids
     def figure1(self) -> list[RunConfig]:
@@ -196,8 +204,8 @@ class Plan:
         """Split ``configs`` into stored runs (finished or diverged) and missing ones.
 
         Runs are matched on every hashed config field, the network by :func:`same_network`
-        (a run of ``resnet-14`` serves ``wrn-14-1``, under the name asked for) and the training
-        mode by the tensors it trains. The data is matched by its fingerprint when a chapter
+        (a run stored as ``wrn-14-1`` by older code is ``resnet-14``) and the training mode by
+        the tensors it trains. The data is matched by its fingerprint when a chapter
         names a data source or trains missing runs; otherwise the store's runs are shown
         whatever data they used (every figure names it), so a fresh clone shows the committed
         results without reading, or downloading, any data."""

@@ -14,6 +14,7 @@ interrupted ones. A per-run lock keeps two processes from ever training the same
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import sys
@@ -26,7 +27,7 @@ from . import data as data_lib
 from . import results
 from .config import ConfigError, RunConfig
 from .freezing import mode_identity
-from .models import same_network, training_cost
+from .models import training_cost
 from .train import locate, validate
 
 
@@ -46,7 +47,6 @@ def profile_grid(profile: str, **overrides: Any) -> list[RunConfig]:
 
     plan = Plan.from_parameters(profile, **overrides)
     configs = plan.figure1() + plan.figure2() + plan.bn_init_grid() + plan.feature_init_grid() + plan.ablation_grid()
-    configs = [c.replace(model=same_network(c.model.model)) for c in configs]  # WRN-14-1 is ResNet-14
     # Seed 0 of every network first, cheap networks first: a sweep cut short still has whole
     # figures of one replicate (the sort is stable, so each network keeps the figures' order).
     configs = sorted(dict.fromkeys(configs), key=lambda c: (c.train.seed, training_cost(c.model.model)))
@@ -92,15 +92,17 @@ def _train_task(flat: dict[str, Any], runs_dir: str, threads: int) -> dict[str, 
 
 
 def needs_clamping(config: RunConfig) -> bool:
-    """Figure 7 clamps gamma in networks trained in All and BatchNorm-only modes."""
+    """Figure 7 clamps gamma in the networks of Figure 2 trained in All and BatchNorm-only
+    modes (default initialisations, with normalisation)."""
     model, mode = config.model.model, config.train.trainable
-    return mode_identity(mode, model) in (mode_identity("all", model), mode_identity("bn", model))
+    return (mode_identity(mode, model) in (mode_identity("all", model), mode_identity("bn", model))
+            and config.model == dataclasses.replace(RunConfig().model, model=model))
 
 
 def is_finished(configs: Sequence[RunConfig], runs_dir: str | Path) -> list[bool]:
-    """Whether each run is finished in ``runs_dir``, its clamping curve included where Figure 7
-    needs one (each data source is read once)."""
-    from .analysis import clamp_curve, clamp_grid
+    """Whether each run is finished in ``runs_dir``: trained, and with its clamping curve where
+    Figure 7 needs one and the weights to compute it are here (each data source is read once)."""
+    from .analysis import clamp_missing
 
     datasets: dict[str, data_lib.Dataset] = {}
     for config in configs:
@@ -113,7 +115,8 @@ def is_finished(configs: Sequence[RunConfig], runs_dir: str | Path) -> list[bool
             done.append(False)
             continue
         complete = results.read_json(folder / results.RESULT).get("status") == "complete"
-        done.append(not (complete and needs_clamping(config)) or len(clamp_curve(folder, None)) == len(clamp_grid()))
+        to_clamp = complete and needs_clamping(config) and (folder / results.MODEL).is_file()
+        done.append(not (to_clamp and clamp_missing(folder)))
     return done
 
 

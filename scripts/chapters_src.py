@@ -33,8 +33,7 @@ from bnlib.profiles import PROFILES
 
 plan = book.setup(profile=profile, models=models, modes=modes, seeds=seeds, epochs=epochs,
                   device=device, data=data, runs_dir=runs_dir, train_missing=train_missing)
-print(f"profile {plan.profile.name}: {plan.n_epochs} epochs, {plan.n_seeds} seed(s), "
-      f"networks {', '.join(plan.networks())}, results in {plan.store}")'''
+print(f"profile {plan.profile.name}: {plan.scale()}, networks {', '.join(plan.networks())}, results in {plan.store}")'''
 
 
 def md(text: str):
@@ -87,17 +86,15 @@ value claims are about networks far larger than a CPU trains); the chapter that 
 figure says how to produce it.
 """),
         code('''board = claims.scoreboard(results.load(plan.store))
-trends = board["holds if"].str.startswith("ours")
-board[trends]'''),
-        code('''board[~trends]'''),
-        code('''pd.crosstab(trends.map({True: "trend", False: "value"}), board["holds"])'''),
+board[board["kind"] == "trend"]'''),
+        code('''board[board["kind"] == "value"]'''),
+        code('''pd.crosstab(board["kind"], board["holds"])'''),
         md("""
 ## What was run
 
 Every experiment in this profile's results store: finished runs, seeds, epochs, hours of
-training (evaluation and clamping excluded), training images per second, the hardware and the
-data. The `cpu` profile ran
-on a 2-core CPU on the JPEG copy of CIFAR-10; the `paper` profile is for a GPU server.
+training (per-epoch test evaluation included, clamping not), training images per second, and
+the hardware and data each ran on.
 """),
         code('''inventory = analysis.run_inventory(results.load(plan.store))
 print(f"{int(inventory['runs'].sum())} runs, {inventory['train_hours'].sum():.1f} hours of training")
@@ -233,7 +230,7 @@ init_summary.pivot_table(index=["model", "bn_init"], columns="mode", values="mea
 
 if len(init_summary):
     fig = px.bar(init_summary, x="bn_init", y="mean", error_y="std", color="mode", barmode="group",
-                 facet_col="model", title="BatchNorm initialisation<br><sup>ours: " + figures.scale_note(inits) + "</sup>",
+                 facet_col="model", title="BatchNorm initialisation<br><sup>ours: " + analysis.scale_note(inits) + "</sup>",
                  labels={"mean": "test accuracy (%)"})
     fig.show()'''),
         md("""
@@ -316,8 +313,9 @@ if live:
     display(book.clamping_explorer(plan, live))
 else:
     print(f"No BatchNorm-only run of {plan.case_study()} with its weights and data on this machine (weights are "
-          f"not committed). Train one, then re-run this chapter:\n  python -m bnlib train --model {plan.case_study()} "
-          f"--trainable bn --epochs {plan.n_epochs} --data {plan.data_source} --runs-dir {plan.store}")'''),
+          f"not committed). Train one into a store of your own, then re-run this chapter with runs_dir=\"runs\":"
+          f"\n  python -m bnlib train --model {plan.case_study()} --trainable bn --epochs {plan.n_epochs} "
+          f"--data {plan.data_source} --runs-dir runs")'''),
     ),
     "08-ablation": chapter(
         [md("""
@@ -383,7 +381,7 @@ scoreboard, computed from the runs this book ships, are below. "yes" means our r
 the paper's direction; the chapters show the curves behind each line.
 """),
         code('''board = claims.scoreboard(results.load(plan.store))
-board[board["holds if"].str.startswith("ours")][["id", "claim", "ours", "holds", "scale"]]'''),
+board[board["kind"] == "trend"][["id", "claim", "ours", "holds", "scale"]]'''),
         md("The data set this profile reads, as every run records it:"),
         code('''from bnlib import data as data_lib
 

@@ -140,7 +140,7 @@ def test_clamp_curve_is_stored_and_starts_at_the_unclamped_accuracy(store, synth
 
 def test_clamp_curve_computes_only_what_is_not_stored(store, synthetic):
     run_dir = results.load(store)["run_dir"].iloc[1]
-    first = analysis.clamp_curve(run_dir, synthetic, grid=[("value", 0.0), ("one", 0.1)])
+    first = analysis.clamp_curve(run_dir, synthetic, grid=[("value", 0.0), ("one", 0.01)])
     assert len(first) == 2 and len(pd.read_csv(Path(run_dir) / "clamping.csv")) == 2
     assert analysis.clamp_curve(run_dir, None).equals(first)  # without data: what is stored
     whole = analysis.clamp_curve(run_dir, synthetic)
@@ -149,6 +149,15 @@ def test_clamp_curve_computes_only_what_is_not_stored(store, synthetic):
     assert kept["test_accuracy"].tolist() == first["test_accuracy"].iloc[:1].tolist()  # not evaluated again
     asked = analysis.clamp_curve(run_dir, synthetic, grid=[("mean", 0.01)])
     assert asked[["keep", "threshold"]].values.tolist() == [["mean", 0.01]]
+    assert analysis.clamp_missing(run_dir) == [] and analysis.clamp_missing(run_dir, [("one", 0.3)]) == [("one", 0.3)]
+    assert list(analysis.clamp_curve(run_dir, None, grid=[("one", 0.3)]).columns) == analysis.CLAMP_COLUMNS  # none yet
+    weightless = Path(run_dir) / results.MODEL
+    weightless.rename(weightless.with_suffix(".away"))
+    try:
+        with pytest.raises(FileNotFoundError):  # asked to compute without the weights: an error, not a quiet gap
+            analysis.clamp_curve(run_dir, synthetic, grid=[("one", 0.3)])
+    finally:
+        weightless.with_suffix(".away").rename(weightless)
 
 
 def test_scoreboard_has_every_claim_and_computes_ours(store):
@@ -231,12 +240,14 @@ def test_plan_matches_the_data_only_when_a_chapter_names_it_or_trains(store, mon
         assert found.empty and len(missing) == 2
 
 
-def test_a_resnet_run_serves_the_same_wrn_under_the_name_asked_for(store):
+def test_wrn_n_1_is_resnet_n_everywhere(store):
+    assert RunConfig.from_flat(model="WRN-14-1") == RunConfig.from_flat(model="resnet-14")  # one address
     plan = Plan.from_parameters("smoke", models=["wrn-14-1", "resnet-14"], modes=["bn"], seeds=2,
                                 runs_dir=str(store))
+    assert plan.networks("deep") == plan.networks("wide") == ("resnet-14",) and len(plan.figure2()) == 2
     found, missing = plan.match(plan.figure2())
-    assert not missing and list(found["model"]) == ["resnet-14"] * 2 + ["wrn-14-1"] * 2
-    assert list(found["run_dir"][:2]) == list(found["run_dir"][2:])  # the same two runs
+    assert not missing and list(found["model"]) == ["resnet-14"] * 2  # the stored runs, once each
+    assert Plan.from_parameters("cpu").networks("wide") == ("resnet-14", "wrn-14-2", "wrn-14-4")
 
 
 def test_cpu_profile_grid_trains_each_network_once_cheap_and_seed_zero_first():

@@ -96,3 +96,14 @@ def test_bad_input_exits_2_and_starts_nothing(args, words, tmp_path):
     done = sweep(*args, runs=runs)
     assert done.returncode == 2 and words in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not runs.exists()
+
+
+def test_only_figure2_all_and_bn_runs_get_a_clamping_curve():
+    from bnlib import RunConfig
+    from bnlib.sweep import needs_clamping
+
+    config = RunConfig.from_flat
+    assert all(needs_clamping(config(trainable=t)) for t in ("bn", "gamma,beta", "all"))
+    assert not any(needs_clamping(c) for c in (config(trainable="bn", bn_init="ones"), config(trainable="bn,shortcut,output"),
+                                              config(trainable="bn", normalize=False), config(trainable="all,-bn"),
+                                              config(trainable="bn", feature_init="binary")))
