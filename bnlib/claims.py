@@ -65,8 +65,8 @@ def _clamp_value(chosen: pd.DataFrame, keep: str, threshold: float, drop: bool) 
         curve = analysis.clamp_curve(run_dir, None)
         curve = curve[curve["keep"] == keep]
         at = curve.loc[np.isclose(curve["threshold"], threshold), "test_accuracy"]
-        base = curve.loc[np.isclose(curve["threshold"], 0.0), "test_accuracy"]
-        if len(at) and len(base):
+        base = curve.loc[np.isclose(curve["threshold"], 0.0), "test_accuracy"]  # unclamped (keep="value")
+        if len(at) and (len(base) or not drop):
             values.append(float(base.iloc[0] - at.iloc[0]) if drop else float(at.iloc[0]))
     return float(np.mean(values)) if values else None
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -171,6 +172,21 @@ def test_scoreboard_has_every_claim_and_computes_ours(store):
     assert "1 epochs" in row["scale"] and "synthetic" in row["scale"] and "2 seed(s)" in row["scale"]
     gap = board[board["id"] == "bnso-gain-110"].iloc[0]
     assert gap["holds"] == "not run"
+
+
+def test_clamping_claims_read_the_stored_curves(store, synthetic):
+    runs = results.load(store)
+    bn14 = runs[(runs["model"] == "resnet-14") & (runs["trainable"] == "bn")]
+    curves = [analysis.clamp_curve(d, synthetic) for d in bn14["run_dir"]]
+    board = claims.scoreboard(runs).set_index("id")
+
+    def at(curve, keep, threshold):
+        return curve[(curve["keep"] == keep) & np.isclose(curve["threshold"], threshold)]["test_accuracy"].iloc[0]
+
+    binarised = np.mean([at(c, "one", 0.01) for c in curves])
+    dropped = np.mean([at(c, "value", 0.0) - at(c, "value", 0.01) for c in curves])
+    assert board.loc["binarize-bn-14", "ours"] == pytest.approx(binarised, abs=1e-3)
+    assert board.loc["clamp-001-bn-14", "ours"] == pytest.approx(dropped, abs=1e-3)
 
 
 def test_trend_claims_hold_by_sign(store):
