@@ -313,8 +313,8 @@ if live:
     display(book.clamping_explorer(plan, live))
 else:
     print(f"No BatchNorm-only run of {plan.case_study()} with its weights and data on this machine (weights are "
-          f"not committed). Train one into a store of your own, then re-run this chapter with runs_dir=\"runs\":"
-          f"\n  python -m bnlib train --model {plan.case_study()} --trainable bn --epochs {plan.n_epochs} "
+          f"not committed). Train one into a store of your own, then re-run this chapter with runs_dir='runs':"
+          f"\\n  python -m bnlib train --model {plan.case_study()} --trainable bn --epochs {plan.n_epochs} "
           f"--data {plan.data_source} --runs-dir runs")'''),
     ),
     "08-ablation": chapter(

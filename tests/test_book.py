@@ -37,6 +37,15 @@ def test_each_chapter_has_one_parameters_cell_with_the_config_fields(path):
     assert sum(len(c.get("outputs", [])) for c in nb.cells) <= 4  # no stored results beyond nbval's checks
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_code_cell_is_valid_python(path):
+    import ast
+
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code":
+            ast.parse(cell.source)  # a chapter that cannot even be parsed fails nbval only after minutes
+
+
 @pytest.fixture(scope="module")
 def synthetic():
     from bnlib import data
