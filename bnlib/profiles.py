@@ -60,7 +60,7 @@ class Profile:
 PROFILES = {
     "smoke": Profile("smoke", "synthetic", ("resnet-8", "resnet-14"), ("wrn-8-1", "wrn-8-2"), "resnet-8",
                      ("resnet-8",), epochs=1, seeds=1, runs_dir=str(ROOT / ".cache" / "runs-smoke")),
-    # Sized for about 10 hours of a 2-core CPU (book/reproducing.md has the measured cost).
+    # Sized for about 10 hours of a 2-core CPU from measured speeds (README: the grid, its cost).
     "cpu": Profile("cpu", "", ("resnet-14", "resnet-32", "resnet-56"), ("wrn-14-1", "wrn-14-2", "wrn-14-4"),
                    "resnet-32", ("resnet-14",), epochs=2, seeds=3, runs_dir=str(ROOT / "data" / "runs" / "cpu"),
                    few_seeds=("resnet-56", "wrn-14-4")),
