@@ -204,9 +204,11 @@ def _stored_curve(run_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=CLAMP_COLUMNS)
 
 
-def clamp_missing(run_dir: str | Path, grid: Sequence[tuple[str, float]] | None = None) -> list[tuple[str, float]]:
-    """The evaluations of ``grid`` (default :func:`clamp_grid`) a run's clamping.csv lacks."""
-    stored = _stored_curve(run_dir)
+def clamp_missing(run_dir: str | Path, grid: Sequence[tuple[str, float]] | None = None,
+                  stored: pd.DataFrame | None = None) -> list[tuple[str, float]]:
+    """The evaluations of ``grid`` (default :func:`clamp_grid`) a run's clamping.csv (or
+    ``stored``, its contents when already read) lacks."""
+    stored = _stored_curve(run_dir) if stored is None else stored
     done = {_clamp_key(k, t) for k, t in zip(stored["keep"], stored["threshold"])}
     return [(k, t) for k, t in (clamp_grid() if grid is None else grid) if _clamp_key(k, t) not in done]
 
@@ -221,7 +223,7 @@ def clamp_curve(run_dir: str | Path, dataset: data_lib.Dataset | None,
 
     grid = clamp_grid() if grid is None else list(grid)
     stored = _stored_curve(run_dir)
-    todo = clamp_missing(run_dir, grid)
+    todo = clamp_missing(run_dir, grid, stored)
     if todo and dataset is not None:
         expected = results.read_json(Path(run_dir) / results.CONFIG).get("data_fingerprint")
         if expected != dataset.fingerprint:

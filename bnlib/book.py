@@ -64,7 +64,7 @@ def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
     dataset = None
     frames = []
     for _, run in finished.iterrows():
-        computable = (Path(run["run_dir"]) / results.MODEL).is_file() and plan.fingerprint() == run["data_fingerprint"]
+        computable = _evaluable_here(plan, run)
         if computable and analysis.clamp_missing(run["run_dir"]):
             dataset = dataset or data_lib.load(plan.data_source)
         curve = analysis.clamp_curve(run["run_dir"], dataset if computable else None)
@@ -82,9 +82,15 @@ def live_run(plan: Plan, runs: pd.DataFrame) -> str | None:
     case = runs[(runs["model"] == plan.case_study()) & (runs["mode"] == "BN") & (runs["status"] == "complete")] \
         if len(runs) else runs
     for _, run in case.iterrows():
-        if (Path(run["run_dir"]) / results.MODEL).is_file() and plan.fingerprint() == run["data_fingerprint"]:
+        if _evaluable_here(plan, run):
             return str(run["run_dir"])
     return None
+
+
+def _evaluable_here(plan: Plan, run: pd.Series) -> bool:
+    """Whether a stored run can be re-evaluated on this machine: its weights (not committed)
+    and the data it was trained on are both here."""
+    return (Path(run["run_dir"]) / results.MODEL).is_file() and plan.fingerprint() == run["data_fingerprint"]
 
 
 def clamping_explorer(plan: Plan, run_dir: str):

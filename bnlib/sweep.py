@@ -83,11 +83,12 @@ def _train_task(flat: dict[str, Any], runs_dir: str, threads: int) -> dict[str, 
         torch.set_num_threads(threads)
     started = time.time()
     config = RunConfig.from_flat(**flat)
-    result = train(config, runs_dir)
+    dataset = data_lib.load(config.data.data)  # once, for training and the clamping curve
+    result = train(config, runs_dir, dataset=dataset)
     if result.status == "complete" and needs_clamping(config):
         from .analysis import clamp_curve
 
-        clamp_curve(result.run_dir, data_lib.load(config.data.data))
+        clamp_curve(result.run_dir, dataset)
     return {**result.to_dict(), "seconds": time.time() - started}
 
 
