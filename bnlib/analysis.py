@@ -58,12 +58,14 @@ def seeds_note(runs: pd.DataFrame) -> str:
 
 
 def scale_note(runs: pd.DataFrame) -> str:
-    """'2 epochs, 1-3 seeds, CIFAR-10, JPEG copy': the evidence behind a figure or a claim."""
+    """'2 epochs, 1-3 seeds, CIFAR-10, JPEG copy, AMD EPYC (2 threads)': the evidence behind a
+    figure or a claim, down to the hardware it was trained on."""
     if runs.empty:
         return "no runs yet"
     epochs = "/".join(str(int(e)) for e in sorted(set(runs["epochs"])))
     sources = ", ".join(sorted({data_lib.describe_source(s) for s in runs["data_source"]}))
-    return f"{epochs} epochs, {seeds_note(runs)}, {sources}"
+    hardware = sorted({str(h) for h in runs["hardware"].dropna()}) if "hardware" in runs else []
+    return f"{epochs} epochs, {seeds_note(runs)}, {sources}" + "".join(f", {h}" for h in hardware)
 
 
 def run_inventory(runs: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from . import analysis, data as data_lib, results
 from .freezing import paper_label
-from .profiles import Plan
+from .profiles import PROFILES, Plan
 
 
 def setup(**parameters) -> Plan:
@@ -32,14 +32,56 @@ def with_labels(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.assign(mode=[paper_label(str(t), m) for t, m in zip(runs["trainable"], runs["model"])])
 
 
+def stored(plan: Plan, configs) -> pd.DataFrame:
+    """The stored runs of ``configs``, labelled, saying nothing of missing ones (for the
+    sections on other scales, whose full grids are far larger than what was run)."""
+    return with_labels(plan.match(configs)[0])
+
+
+def pooled_batchnorm(runs: pd.DataFrame, network: str) -> dict[str, pd.DataFrame]:
+    """Figure 5's input: every finished run's γ and β of one network, pooled per mode."""
+    done = runs[(runs["model"] == network) & (runs["status"] == "complete")] if len(runs) else runs
+    return {mode: pd.concat([results.load_batchnorm(d) for d in part["run_dir"]]) for mode, part in done.groupby("mode")}
+
+
+def other_scales(plan: Plan) -> list[Plan]:
+    """The other profiles whose results this book ships (the ``paper`` profile's GPU runs
+    beside a ``cpu`` chapter, say), each with its own store: chapters show them in a section
+    of their own, since a trend drawn across two scales would mean nothing."""
+    others = [Plan.from_parameters(name) for name in PROFILES if name not in ("smoke", plan.profile.name)]
+    return [other for other in others if results.run_dirs(other.store)]
+
+
 def paper_vs_ours(plan: Plan, figures: tuple[str, ...], ids: str = "") -> pd.DataFrame:
     """The scoreboard's rows for a chapter: claims about ``figures`` or whose id matches the
-    regular expression ``ids``, the paper's value beside ours and the scale of ours."""
+    regular expression ``ids``, the paper's value beside ours and the scale of ours: first from
+    this chapter's store, then (where they answer the claim) from the other scales' stores."""
     from . import claims
 
-    board = claims.scoreboard(results.load(plan.store))
-    chosen = board["figure"].isin(figures) | (board["id"].str.contains(ids) if ids else False)
-    return board[chosen].drop(columns=["figure"]).set_index("id")
+    boards = []
+    for i, source in enumerate([plan, *other_scales(plan)]):
+        board = claims.scoreboard(results.load(source.store))
+        board = board.assign(results=source.profile.name, order=range(len(board)))  # the claims' order
+        chosen = board["figure"].isin(figures) | (board["id"].str.contains(ids) if ids else False)
+        boards.append(board[chosen & ((board["holds"] != "not run") if i else True)])
+    table = pd.concat(boards).sort_values("order", kind="stable")
+    return table.drop(columns=["figure", "order"]).set_index(["id", "results"])
+
+
+def scales_side_by_side(plan: Plan) -> pd.DataFrame:
+    """Every claim answered at more than one scale: the paper's value and, per profile, ours
+    and whether it holds (each scoreboard gives the scale of its runs)."""
+    from . import claims
+
+    sources = [plan, *other_scales(plan)]
+    boards = {p.profile.name: claims.scoreboard(results.load(p.store)).set_index("id") for p in sources}
+    first = boards[plan.profile.name]
+    table = first[["claim", "paper"]].copy()
+    for name, board in boards.items():
+        table[f"ours ({name})"] = board["ours"]
+        table[f"holds ({name})"] = board["holds"]
+    answered = [(table[f"holds ({name})"] != "not run") for name in boards]
+    return table[pd.concat(answered, axis=1).sum(axis=1) > 1] if len(boards) > 1 else table.iloc[:0]
 
 
 def trend(summary: pd.DataFrame, mode: str, networks: list[str]) -> str:

@@ -36,6 +36,16 @@ plan = book.setup(profile=profile, models=models, modes=modes, seeds=seeds, epoc
 print(f"profile {plan.profile.name}: {plan.scale()}, networks {', '.join(plan.networks())}, results in {plan.store}")'''
 
 
+OTHER_SCALES = """
+## At the paper's scale, on a GPU
+
+The same from the other profiles' runs this book ships, shown apart (a curve drawn across two
+scales would mean nothing). The `paper` profile's runs follow Appendix B at 160 epochs and were
+trained on a GPU lent for a few minutes, so they cover only the first networks of its grid;
+every title gives their epochs, seeds, data and hardware.
+"""
+
+
 def md(text: str):
     return new_markdown_cell(text.strip())
 
@@ -90,6 +100,18 @@ board[board["kind"] == "trend"]'''),
         code('''board[board["kind"] == "value"]'''),
         code('''pd.crosstab(board["kind"], board["holds"])'''),
         md("""
+### The scoreboard at the paper's scale, on a GPU
+
+Runs of other profiles are scored on their own (a trend drawn across two scales would mean
+nothing). The `paper` profile's runs follow Appendix B at 160 epochs and were trained on a GPU
+lent for a few minutes, so they answer only the claims about their networks; chapter 9 sets
+them beside the CPU-scale results.
+"""),
+        code('''for other in book.other_scales(plan):
+    other_board = claims.scoreboard(results.load(other.store))
+    print(f"{other.profile.name} profile ({other.store}): the claims its runs answer")
+    display(other_board[other_board["holds"] != "not run"])'''),
+        md("""
 ## What was run
 
 Every experiment in this profile's results store: finished runs, seeds, epochs, hours of
@@ -99,6 +121,11 @@ the hardware and data each ran on.
         code('''inventory = analysis.run_inventory(results.load(plan.store))
 print(f"{int(inventory['runs'].sum())} runs, {inventory['train_hours'].sum():.1f} hours of training")
 inventory'''),
+        code('''for other in book.other_scales(plan):
+    other_inventory = analysis.run_inventory(results.load(other.store))
+    print(f"{other.profile.name} profile: {int(other_inventory['runs'].sum())} runs, "
+          f"{other_inventory['train_hours'].sum():.2f} hours of training")
+    display(other_inventory)'''),
     ),
     "02-architectures": chapter(
         [md("""
@@ -206,6 +233,14 @@ print({k: round(v, 2) for k, v in slopes.items()}, "points per doubling")
 if len(slopes) == 2:
     print(f"depth / width slope: {slopes['deep'] / slopes['wide']:.2f} (paper: 1.17)")
 figures.accuracy_vs_bn_parameters(bn_only, runs).show()'''),
+        md(OTHER_SCALES),
+        code('''for other in book.other_scales(plan):
+    found = book.stored(other, other.figure2())
+    if len(found):
+        other_summary = analysis.replicate_summary(found, ["model", "mode"])
+        display(other_summary.pivot(index="model", columns="mode", values="mean"))
+        figures.accuracy_by_network(other_summary, found, "mode", f"Figure 2 ({other.profile.name} profile)",
+                                    list(dict.fromkeys(found["model"]))).show()'''),
         md("The paper's claims about Figures 2 and 4, beside ours (from the claims scoreboard):"),
         code('''book.paper_vs_ours(plan, ("Figure 2", "Figure 4"))'''),
     ),
@@ -260,9 +295,7 @@ stats = ["gamma_mean", "gamma_std", "gamma_frac_abs_below_0.01", "gamma_frac_abs
 table.groupby(["model", "mode"])[stats].mean() if len(table) else table'''),
         md("## Figure 5: distributions of γ and β (all layers pooled)"),
         code('''case = plan.case_study()
-pooled = ({mode: pd.concat([results.load_batchnorm(d) for d in part["run_dir"]])
-          for mode, part in runs[(runs["model"] == case) & (runs["status"] == "complete")].groupby("mode")}
-          if len(runs) else {})
+pooled = book.pooled_batchnorm(runs, case)
 if pooled:
     figures.gamma_beta_histograms(pooled, runs[runs["model"] == case], case).show()''', ),
         md("""
@@ -274,6 +307,14 @@ every depth and width; when training everything, about 3% except the deepest net
 """),
         code('''if len(table):
     figures.gamma_fractions_by_network(table, list(plan.networks()), "mode").show()'''),
+        md(OTHER_SCALES),
+        code('''for other in book.other_scales(plan):
+    found = book.stored(other, [c for c in other.figure2() if c.train.trainable in ("all", "bn")])
+    if len(found):
+        display(analysis.gamma_table(found).groupby(["model", "mode"])[stats].mean())
+        for network in dict.fromkeys(found["model"]):
+            figures.gamma_beta_histograms(book.pooled_batchnorm(found, network), found[found["model"] == network],
+                                          f"{network} ({other.profile.name} profile)").show()'''),
         md("The paper's claims about Figures 5 and 6, beside ours (from the claims scoreboard):"),
         code('''book.paper_vs_ours(plan, ("Figure 5", "Figure 6"))'''),
     ),
@@ -300,6 +341,14 @@ Move the slider: each threshold's accuracies are precomputed, so this works in t
     figures.clamping_slider(curves, runs, list(plan.networks())).show()'''),
         code('''if len(curves):
     figures.clamping_lines(curves[curves["model"] == plan.case_study()], runs).show()'''),
+        md(OTHER_SCALES),
+        code('''for other in book.other_scales(plan):
+    found = book.stored(other, [c for c in other.figure2() if c.train.trainable in ("all", "bn")])
+    other_curves = book.clamping_curves(other, found)
+    if len(other_curves):
+        display(other_curves[other_curves["keep"] == "value"].pivot_table(
+            index=["model", "mode"], columns="threshold", values="test_accuracy"))
+        figures.clamping_lines(other_curves, found).show()'''),
         md("The paper's claims about clamping and binarising, beside ours (from the claims scoreboard):"),
         code('''book.paper_vs_ours(plan, ("Figure 7", "Section 5"))'''),
         md("""
@@ -382,6 +431,18 @@ the paper's direction; the chapters show the curves behind each line.
 """),
         code('''board = claims.scoreboard(results.load(plan.store))
 board[board["kind"] == "trend"][["id", "claim", "ours", "holds", "scale"]]'''),
+        md("""
+## At the paper's scale on a GPU: what 160 epochs change
+
+Where a GPU was lent, the `paper` profile ran as far as the lease allowed (chapter 1's "What
+was run" lists its runs and hours; `scripts/paper_on_gpu.py` chose them from speeds it
+measured on the GPU). Its runs use the same code, recipe, seeds and data as the CPU runs; what
+differs is the number of epochs (160 instead of 2) and the machine (a GPU, where PyTorch runs
+convolutions in TF32 by default, and the torch version installed there; every run records
+both). Every claim that both scales answer, side by side: where the CPU column says "no" and
+the GPU column "yes", two epochs were too few to test the claim.
+"""),
+        code('''book.scales_side_by_side(plan)'''),
         md("The data set this profile reads, as every run records it:"),
         code('''from bnlib import data as data_lib
 

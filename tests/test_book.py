@@ -82,6 +82,8 @@ def test_inventory_counts_runs_seeds_and_hours(store):
     assert set(table["data"]) == {"synthetic data (not CIFAR-10)"} and set(table["epochs"]) == {"1"}
     one_seed_more = runs[~((runs["model"] == "resnet-8") & (runs["seed"] == 1))]
     assert analysis.seeds_note(one_seed_more) == "1-2 seeds" and analysis.seeds_note(runs) == "2 seed(s)"
+    hardware = runs["hardware"].iloc[0]
+    assert analysis.scale_note(runs) == f"1 epochs, 2 seed(s), synthetic data (not CIFAR-10), {hardware}"
     assert analysis.run_inventory(runs.iloc[:0]).empty
 
 
@@ -263,6 +265,30 @@ def test_plan_matches_the_data_only_when_a_chapter_names_it_or_trains(store, mon
                    Plan.from_parameters("smoke", **{**fields, "train_missing": True})):
         found, missing = strict.match(strict.figure2())
         assert found.empty and len(missing) == 2
+
+
+def test_other_scales_are_shown_apart_and_side_by_side(store, tmp_path, monkeypatch):
+    """A chapter shows the other profiles' stores that hold runs (the GPU's paper-scale runs in a
+    cpu chapter), each in its own rows, and sets the claims both answer side by side."""
+    import dataclasses
+
+    monkeypatch.setitem(PROFILES, "cpu", dataclasses.replace(PROFILES["cpu"], runs_dir=str(store)))
+    monkeypatch.setitem(PROFILES, "paper", dataclasses.replace(PROFILES["paper"], runs_dir=str(tmp_path / "none")))
+    smoke = Plan.from_parameters("smoke", runs_dir=str(store))
+    assert [p.profile.name for p in book.other_scales(smoke)] == ["cpu"]  # paper has no runs
+    assert book.other_scales(Plan.from_parameters("cpu")) == []  # a chapter's own store is not another scale
+
+    table = book.paper_vs_ours(smoke, ("Figure 2",))
+    sources = table.index.get_level_values("results")
+    assert set(sources) == {"smoke", "cpu"}
+    assert (table.loc[sources == "cpu", "holds"] != "not run").all()  # the other scale only where it answers
+    assert "bn-14" in table.xs("cpu", level="results").index
+
+    side = book.scales_side_by_side(smoke)
+    assert "bn-14" in side.index and "bn-110" not in side.index  # answered at both scales only
+    assert (side["ours (smoke)"] == side["ours (cpu)"]).all()  # one store behind both here
+    monkeypatch.setitem(PROFILES, "cpu", dataclasses.replace(PROFILES["cpu"], runs_dir=str(tmp_path / "none")))
+    assert book.scales_side_by_side(smoke).empty
 
 
 def test_wrn_n_1_is_resnet_n_everywhere(store):
