@@ -47,9 +47,12 @@ def _optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimiz
     return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay) if params else None
 
 
-def bnlib_images_per_s(config: RunConfig, dataset: data_lib.Dataset, replicates: int = 1) -> float:
+def bnlib_images_per_s(config: RunConfig, dataset: data_lib.Dataset, replicates: int = 1,
+                       warmup: bool = False) -> float:
     """Training images per second of one epoch of ``dataset`` through the trainer's epoch
-    function (all replicates counted when fused)."""
+    function (all replicates counted when fused). With ``warmup``, one epoch runs first on the
+    same network and only the second is timed: it pays for compilation, CUDA graph recording
+    and cuDNN's algorithm search, which a new network would pay again."""
     from .train import _run_epoch, resolve_device
 
     device = resolve_device(config.train.device)
@@ -61,7 +64,10 @@ def bnlib_images_per_s(config: RunConfig, dataset: data_lib.Dataset, replicates:
     if config.train.compile != "none":
         model = torch.compile(model, mode=None if config.train.compile == "default" else config.train.compile)
     configs = [config.replace(seed=s) for s in range(replicates)]
-    rows = _run_epoch(model, optimizer, dataset.to(device), configs, 0, progress=False)
+    on_device = dataset.to(device)
+    if warmup:
+        _run_epoch(model, optimizer, on_device, configs, 0, progress=False)
+    rows = _run_epoch(model, optimizer, on_device, configs, int(warmup), progress=False)
     return replicates * rows[0]["images_per_s"]
 
 

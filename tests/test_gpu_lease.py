@@ -50,3 +50,13 @@ def test_a_run_that_would_end_past_the_deadline_stops_and_is_not_finished(tmp_pa
     assert lease.experiment(plan, "resnet-8", "bn", 1, deadline=time.time() + 3600) == "complete"
     [run] = results.run_dirs(tmp_path / "ok")
     assert (run / results.RESULT).is_file() and (run / "clamping.csv").is_file()  # Figure 7's curve, on the GPU
+
+
+def test_measured_speed_after_a_warm_up_epoch_on_the_same_network(monkeypatch):
+    from bnlib import train
+
+    seen, run_epoch = [], train._run_epoch
+    monkeypatch.setattr(train, "_run_epoch", lambda model, *a, **k: seen.append((id(model), a[2])) or run_epoch(model, *a, **k))
+    plan = Plan.from_parameters("smoke", data="synthetic", device="cpu")
+    assert lease.measure(plan, "resnet-8", "bn", 2, images=256, compile="none") > 0
+    assert [epoch for _, epoch in seen] == [0, 1] and seen[0][0] == seen[1][0]  # timed: the second, same network
