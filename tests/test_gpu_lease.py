@@ -56,7 +56,7 @@ def test_measured_speed_after_a_warm_up_epoch_on_the_same_network(monkeypatch):
     from bnlib import train
 
     seen, run_epoch = [], train._run_epoch
-    monkeypatch.setattr(train, "_run_epoch", lambda model, *a, **k: seen.append((id(model), a[2])) or run_epoch(model, *a, **k))
+    monkeypatch.setattr(train, "_run_epoch", lambda model, *a, **k: seen.append((id(model), a[3])) or run_epoch(model, *a, **k))
     plan = Plan.from_parameters("smoke", data="synthetic", device="cpu")
     assert lease.measure(plan, "resnet-8", "bn", 2, images=256, compile="none") > 0
     assert [epoch for _, epoch in seen] == [0, 1] and seen[0][0] == seen[1][0]  # timed: the second, same network
