@@ -74,7 +74,8 @@ ResNet-866. Each chapter is one section of the paper, re-computed by the `bnlib`
 
 Every number below says at what scale it was obtained: which networks, how many epochs and
 seeds, and which data (the paper trains 160 epochs on CIFAR-10 with 5 seeds; our CPU results
-use fewer epochs, smaller networks and a JPEG re-encoding of CIFAR-10).
+use fewer epochs, smaller networks and a JPEG re-encoding of CIFAR-10). The few runs at the
+paper's own scale, 160 epochs on a GPU, are shown apart, in sections of their own.
 """)],
         md("""
 ## The claims scoreboard
