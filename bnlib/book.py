@@ -63,7 +63,8 @@ def paper_vs_ours(plan: Plan, figures: tuple[str, ...], ids: str = "") -> pd.Dat
         board = claims.scoreboard(results.load(source.store))
         board = board.assign(results=source.profile.name, order=range(len(board)))  # the claims' order
         chosen = board["figure"].isin(figures) | (board["id"].str.contains(ids) if ids else False)
-        boards.append(board[chosen & ((board["holds"] != "not run") if i else True)])
+        answered = (board["holds"] != "not run") if i else True  # another scale: only what it ran
+        boards.append(board[chosen & answered])
     table = pd.concat(boards).sort_values("order", kind="stable")
     return table.drop(columns=["figure", "order"]).set_index(["id", "results"])
 

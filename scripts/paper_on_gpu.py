@@ -6,20 +6,23 @@ on a machine with no network, where Ray cannot be installed, so this script does
 scheduling a lease needs itself, with bnlib's own trainer:
 
 1. it measures, on the GPU, how fast each network trains in each mode with 1 and with the
-   profile's full number of replicates fused into one network (``train_replicates``);
+   profile's full number of replicates fused into one network (``train_replicates``), timing
+   an epoch of random images after a warm-up epoch;
 2. from those speeds it chooses the seeds and networks that fit the time budget: as many
    networks as fit (in the order given, so the depth series grows from ResNet-14), then as many
    seeds as fit for all of them;
 3. it trains network by network, BatchNorm-only and All side by side in two processes (their
-   speeds are measured that way too), and
-   stores each run exactly as ``python -m bnlib train`` would, clamping curves included;
+   speeds are measured that way too), and stores each run exactly as ``python -m bnlib train``
+   would, clamping curves included;
 4. a run that would end past the deadline stops early (its checkpoint stays, it is not counted).
 
 Everything it decided and measured goes to ``--report`` (JSON), so the lease can be reported
-from what was run. Example (what the lease ran):
+from what was run. scripts/gpu-lease.sh runs it on a lent machine; the one lease so far ran
 
-    python scripts/paper_on_gpu.py --data /work/shared/data/cifar10-jpeg.tar.gz --budget 500 \
-        --runs-dir data/runs/paper --report lease.json
+    python scripts/paper_on_gpu.py --data /work/shared/data/cifar10-jpeg.tar.gz --budget 575 \
+        --networks resnet-14 --report lease.json
+
+(data/runs/paper/leases/ holds its report and says which version of this script it was).
 """
 
 from __future__ import annotations
