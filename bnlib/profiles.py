@@ -159,6 +159,10 @@ class Plan:
     def figure2(self) -> list[RunConfig]:
         return self.grid(self.networks(), FIGURE2_MODES)
 
+    def gamma_grid(self) -> list[RunConfig]:
+        """Figures 5, 6 and 7: the All and BatchNorm-only runs of Figure 2, whose γ they study."""
+        return [c for c in self.figure2() if c.train.trainable in ("all", "bn")]
+
     def bn_init_grid(self) -> list[RunConfig]:
         """Figure 2's purple line and Appendix D: every BatchNorm init on the init networks."""
         nets = [n for n in self.profile.init_networks if n in self.networks()] or list(self.networks()[:1])

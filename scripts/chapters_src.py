@@ -289,7 +289,7 @@ ResNet-110: when training only BatchNorm, 27% of γ have |γ| < 0.01 and a quart
 negative; when training everything, γ is roughly Gaussian (mean 0.27, std 0.21) with a much
 smaller spike at zero.
 """)],
-        code('''runs = book.with_labels(plan.ensure([c for c in plan.figure2() if c.train.trainable in ("all", "bn")]))
+        code('''runs = book.with_labels(plan.ensure(plan.gamma_grid()))
 table = analysis.gamma_table(runs) if len(runs) else runs
 stats = ["gamma_mean", "gamma_std", "gamma_frac_abs_below_0.01", "gamma_frac_abs_below_0.1",
          "gamma_frac_negative", "beta_mean", "beta_std"]
@@ -310,7 +310,7 @@ every depth and width; when training everything, about 3% except the deepest net
     figures.gamma_fractions_by_network(table, list(plan.networks()), "mode").show()'''),
         md(OTHER_SCALES),
         code('''for other in book.other_scales(plan):
-    found = book.stored(other, [c for c in other.figure2() if c.train.trainable in ("all", "bn")])
+    found = book.stored(other, other.gamma_grid())
     if len(found):
         display(analysis.gamma_table(found).groupby(["model", "mode"])[stats].mean())
         for network in dict.fromkeys(found["model"]):
@@ -328,7 +328,7 @@ exactly zero and re-evaluate the trained network. The paper: clamping below 0.01
 in any network; below 0.1, ResNet-110 and deeper lose one to two points when training only
 BatchNorm. Binarising the rest (to ±1, or to ± the mean |γ|) drops accuracy to chance.
 """)],
-        code('''runs = book.with_labels(plan.ensure([c for c in plan.figure2() if c.train.trainable in ("all", "bn")]))
+        code('''runs = book.with_labels(plan.ensure(plan.gamma_grid()))
 curves = book.clamping_curves(plan, runs)
 # accuracy (%) after clamping |γ| < threshold to 0, mean over seeds; the fraction clamped is in the figure
 curves[curves["keep"] == "value"].pivot_table(index=["model", "mode"], columns="threshold",
@@ -344,7 +344,7 @@ Move the slider: each threshold's accuracies are precomputed, so this works in t
     figures.clamping_lines(curves[curves["model"] == plan.case_study()], runs).show()'''),
         md(OTHER_SCALES),
         code('''for other in book.other_scales(plan):
-    found = book.stored(other, [c for c in other.figure2() if c.train.trainable in ("all", "bn")])
+    found = book.stored(other, other.gamma_grid())
     other_curves = book.clamping_curves(other, found)
     if len(other_curves):
         display(other_curves[other_curves["keep"] == "value"].pivot_table(

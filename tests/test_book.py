@@ -323,6 +323,10 @@ def test_profiles():
     assert PROFILES["paper"].epochs == 160 and PROFILES["paper"].seeds == 5
     assert len(PROFILES["paper"].deep + PROFILES["paper"].wide) == 13
     assert PROFILES["smoke"].data == "synthetic"
+    cpu = Plan.from_parameters("cpu")
+    gamma = cpu.gamma_grid()  # Figures 5-7: Figure 2's All and BN runs, every network and seed
+    assert set(gamma) <= set(cpu.figure2()) and {c.train.trainable for c in gamma} == {"all", "bn"}
+    assert len(gamma) == 2 * sum(cpu.seeds_of(n) for n in cpu.networks())
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
