@@ -21,14 +21,14 @@ import sys
 import time
 from itertools import product
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import data as data_lib
 from . import results
 from .config import ConfigError, RunConfig
 from .freezing import mode_identity
 from .models import training_cost
-from .train import locate, validate
+from .train import RunResult, locate, resolve_device, train_replicates, validate
 
 
 def grid(models: Sequence[str], modes: Sequence[str], seeds: int, epochs: int, data: str,
@@ -77,19 +77,26 @@ def _train_task(flat: dict[str, Any], runs_dir: str, threads: int) -> dict[str, 
     """One run inside a Ray worker: train (or resume, or find) it and report."""
     import torch
 
-    from .train import train
-
     if threads:
         torch.set_num_threads(threads)
     started = time.time()
     config = RunConfig.from_flat(**flat)
-    dataset = data_lib.load(config.data.data)  # once, for training and the clamping curve
-    result = train(config, runs_dir, dataset=dataset)
-    if result.status == "complete" and needs_clamping(config):
-        from .analysis import clamp_curve
-
-        clamp_curve(result.run_dir, dataset)
+    [result] = train_with_curves([config], runs_dir, data_lib.load(config.data.data))
     return {**result.to_dict(), "seconds": time.time() - started}
+
+
+def train_with_curves(configs: Sequence[RunConfig], runs_dir: str | Path, dataset: data_lib.Dataset,
+                      on_epoch: Callable[[dict[str, float]], None] | None = None) -> list[RunResult]:
+    """Train replicates of one experiment (:func:`bnlib.train.train_replicates`), then store
+    Figure 7's clamping curve of each finished run that needs one, on the training device,
+    with the data read once for both."""
+    from .analysis import clamp_curve
+
+    runs = train_replicates(configs, runs_dir, dataset=dataset, on_epoch=on_epoch)
+    for config, run in zip(configs, runs):
+        if run.status == "complete" and needs_clamping(config):
+            clamp_curve(run.run_dir, dataset, device=resolve_device(config.train.device))
+    return runs
 
 
 def needs_clamping(config: RunConfig) -> bool:

@@ -5,7 +5,8 @@ at batch 128 ran about 18,000 images/s with one seed and 50,000 with five fused,
 of ResNet-32 did not fit in a lease. This probe measures the options, one epoch of random
 images after a warm-up epoch on the same (compiled) network, and prints one JSON line each,
 stopping at ``--seconds``. (The measurements committed in data/benchmarks were taken by the
-first version of this script, which timed the warm-up apart: ``warmup_s``.) Run on the GPU machine: python3 scripts/gpu_speed_probe.py
+first version of this script, which timed the warm-up apart: ``warmup_s``.)
+Run on the GPU machine: python3 scripts/gpu_speed_probe.py
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch  # noqa: E402
 
 from bnlib.bench import bnlib_images_per_s, random_dataset  # noqa: E402
 from bnlib.config import RunConfig  # noqa: E402
+from bnlib.train import hardware, resolve_device  # noqa: E402
 
 VARIANTS = [  # (network, mode, compile, precision, fused seeds): the eager baseline first
     ("resnet-14", "bn", "none", "fp32", 1), ("resnet-14", "bn", "reduce-overhead", "fp32", 1),
@@ -37,7 +39,7 @@ def measure(network: str, mode: str, compile: str, precision: str, replicates: i
     rate = bnlib_images_per_s(config, random_dataset(images), replicates, warmup=True)
     return {"model": network, "trainable": mode, "compile": compile, "precision": precision,
             "replicates": replicates, "images_per_s": round(rate, 1), "seconds_with_warmup": round(time.time() - started, 1),
-            "hardware": torch.cuda.get_device_name() if device == "cuda" else "cpu", "torch": torch.__version__}
+            "hardware": hardware(resolve_device(device)), "torch": torch.__version__}
 
 
 def main() -> int:

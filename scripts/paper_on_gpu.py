@@ -92,11 +92,10 @@ def start_worker(device: str) -> None:
 
 
 def experiment(plan: Plan, network: str, mode: str, seeds: int, deadline: float, compile: str = "none") -> str:
-    """One process: train ``seeds`` fused replicates of one network and mode, then clamp.
+    """One process: train ``seeds`` fused replicates of one network and mode, with their
+    clamping curves (the sweep's own :func:`bnlib.sweep.train_with_curves`).
     Returns "complete", or why the runs stopped early."""
-    from bnlib.analysis import clamp_curve
-    from bnlib.sweep import needs_clamping
-    from bnlib.train import train_replicates
+    from bnlib.sweep import train_with_curves
 
     configs = [plan.config(network, mode, s, compile=compile) for s in range(seeds)]
     dataset = data_lib.load(plan.data_source)
@@ -114,13 +113,11 @@ def experiment(plan: Plan, network: str, mode: str, seeds: int, deadline: float,
             raise TimeUp(f"{network} {mode} would end past the deadline (stopped after epoch {row['epoch']})")
 
     try:
-        runs = train_replicates(configs, plan.store, dataset=dataset, on_epoch=guard)
+        runs = train_with_curves(configs, plan.store, dataset, on_epoch=guard)
     except TimeUp as stop:
         print(stop, flush=True)
         return f"stopped: {stop}"
     for config, run in zip(configs, runs):
-        if run.status == "complete" and needs_clamping(config):
-            clamp_curve(run.run_dir, dataset, device=plan.device)
         print(f"{network} {mode} seed {config.train.seed}: {run.status}, test accuracy {run.test_accuracy:.2f}%, "
               f"{time.time() - started:.0f} s", flush=True)
     return "complete" if all(run.status == "complete" for run in runs) else "diverged"
