@@ -4,6 +4,9 @@
 # every 20 s and at the end, so that a lease cut short still returns what had finished.
 # The JPEG copy of CIFAR-10 travels in .device/ (git-ignored): cp ../shared/data/*.tar.gz .device/
 # Unpack the results here with: tar xzf runs.tgz -C data/runs. Arguments go to paper_on_gpu.py.
+# The checkpoints of runs stopped at the deadline come back as checkpoints.tgz.NN (parts of at
+# most 15 MB, the most a returned file may hold): cat checkpoints.tgz.* | tar xz -C data/runs
+# puts them where a later lease resumes them (carry each data/runs/paper/*/checkpoint.pt).
 set -uo pipefail
 OUT="${OUT:?set OUT to the folder that comes back}"
 BUDGET="${BUDGET:-520}"
@@ -17,10 +20,17 @@ python3 -c "import sys, torch; print('python', sys.version.split()[0], 'torch', 
 pack() {
   tar czf "$OUT/runs.tgz.part" --exclude='*.pt' --exclude='.lock' -C data/runs paper 2>/dev/null \
     && mv "$OUT/runs.tgz.part" "$OUT/runs.tgz"
+  local stopped
+  stopped=$(cd data/runs && find paper -name checkpoint.pt)
+  [ -n "$stopped" ] || { rm -f "$OUT"/checkpoints.tgz.*; return; }
+  mkdir -p /tmp/ckpt && rm -f /tmp/ckpt/* \
+    && tar czf - -C data/runs $stopped | split -b 15M -d -a 2 - /tmp/ckpt/checkpoints.tgz. \
+    && rm -f "$OUT"/checkpoints.tgz.* && cp /tmp/ckpt/* "$OUT"/
 }
-(while sleep 20; do pack; done) &
+done=/tmp/lease.done && rm -f "$done"
+(while :; do for _ in 1 2 3 4; do sleep 5; [ -e "$done" ] && exit; done; pack; done) &
 packer=$!
 python3 scripts/paper_on_gpu.py --data "$DATA" --budget "$BUDGET" --report "$OUT/lease.json" "$@" 2>&1 \
   | tee "$OUT/lease.log"
-kill "$packer" 2>/dev/null
+touch "$done" && wait "$packer"  # the periodic packing ends before the last one starts
 pack

@@ -14,7 +14,10 @@ scheduling a lease needs itself, with bnlib's own trainer:
 3. it trains network by network, BatchNorm-only and All side by side in two processes (their
    speeds are measured that way too), and stores each run exactly as ``python -m bnlib train``
    would, clamping curves included;
-4. a run that would end past the deadline stops early (its checkpoint stays, it is not counted).
+4. the networks after the plan's train too, in order, while time is left: a run whose next
+   epoch would end past the deadline stops there. It is not counted, but its checkpoint (every
+   epoch, like any run's) is packed by scripts/gpu-lease.sh, so a later lease resumes it where
+   it stopped instead of starting over. 160 epochs of a deep network can so span leases.
 
 Everything it decided and measured goes to ``--report`` (JSON), so the lease can be reported
 from what was run. scripts/gpu-lease.sh runs it on a lent machine; the one lease so far ran
@@ -109,8 +112,10 @@ def experiment(plan: Plan, network: str, mode: str, seeds: int, deadline: float,
                 print(f"{network} {mode} epoch {row['epoch']}: test accuracy {row['test_accuracy']:.2f}% "
                       f"(seed {configs[0].train.seed}), {row['seconds']:.2f} s/epoch", flush=True)
         per_epoch = sorted(epoch_seconds[-5:])[len(epoch_seconds[-5:]) // 2]  # the first epoch warms up
-        if row["epoch"] >= 3 and time.time() + per_epoch * (plan.n_epochs - row["epoch"]) > deadline:
-            raise TimeUp(f"{network} {mode} would end past the deadline (stopped after epoch {row['epoch']})")
+        if row["epoch"] < plan.n_epochs and time.time() + per_epoch > deadline:
+            # Raised before this epoch's checkpoint is written: the run resumes from the one before.
+            raise TimeUp(f"{network} {mode}'s next epoch would end past the deadline "
+                         f"(stopped after epoch {row['epoch']}; a later lease resumes it)")
 
     try:
         runs = train_with_curves(configs, plan.store, dataset, on_epoch=guard)
@@ -137,6 +142,9 @@ def main() -> int:
                         help="torch.compile for measuring and training (reduce-overhead: CUDA graphs, 2.2-2.5x "
                              "faster on the H200, about 30 s to compile each network)")
     parser.add_argument("--probe-images", type=int, default=3840, help="images per speed measurement")
+    parser.add_argument("--no-measure", action="store_true",
+                        help="plan nothing: train the networks in order with --seeds (default 1) until the "
+                             "deadline (saves the compile time of measuring when resuming runs)")
     parser.add_argument("--report", default="lease.json")
     args = parser.parse_args()
 
@@ -151,14 +159,14 @@ def main() -> int:
                     "data": dataset.describe(),
                     "budget_s": args.budget, "decode_s": round(time.time() - start, 1), "speeds": []}
 
-    top = plan.n_seeds
+    top = 1 if args.no_measure and args.seeds is None else plan.n_seeds
     speeds: dict = {}
     # Two worker processes for the whole lease (CUDA starts once in each), one per mode, so
     # speeds are measured as the runs train: BN-only and All side by side on one GPU.
     with ProcessPoolExecutor(len(MODES), mp_context=mp.get_context("spawn")) as pool:
         for future in [pool.submit(start_worker, args.device) for _ in MODES]:
             future.result()
-        for network in networks:
+        for network in [] if args.no_measure else networks:
             for r in sorted({1, top}):
                 pending = {mode: pool.submit(measure, plan, network, mode, r, args.probe_images, args.compile) for mode in MODES}
                 for mode, future in pending.items():
@@ -167,14 +175,17 @@ def main() -> int:
                                              "images_per_s": round(speeds[network, mode, r], 1)})
                     print(f"speed {network} {mode} x{r}: {speeds[network, mode, r]:.0f} images/s", flush=True)
         planned_at = time.time()
-        chosen, seeds = choose(speeds, networks, plan.n_epochs, train_images, top, deadline - planned_at)
+        chosen, seeds = (networks, top) if args.no_measure else \
+            choose(speeds, networks, plan.n_epochs, train_images, top, deadline - planned_at)
         report.update(measure_s=round(planned_at - start, 1), networks=chosen, seeds=seeds, finished=[],
                       projected_s={m: round(seconds_for(speeds, m, seeds, plan.n_epochs, train_images, top), 1)
-                                   for m in chosen})
-        print(f"plan: {chosen} with {seeds} seed(s), {plan.n_epochs} epochs", flush=True)
+                                   for m in chosen if speeds})
+        print(f"plan: {chosen} with {seeds} seed(s), {plan.n_epochs} epochs, then the rest while time is left",
+              flush=True)
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
 
-        for network in chosen:
+        # The plan's networks first, then the others: what cannot finish now is resumed later.
+        for network in chosen + [n for n in networks if n not in chosen]:
             began = time.time()
             pending = {mode: pool.submit(experiment, plan, network, mode, seeds, deadline, args.compile) for mode in MODES}
             outcome = {}
@@ -186,8 +197,8 @@ def main() -> int:
                     print(f"{network} {mode}: {outcome[mode]}", flush=True)
             report["finished"].append({"model": network, "seconds": round(time.time() - began, 1), **outcome})
             Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
-            if set(outcome.values()) != {"complete"}:
-                break  # out of time (or failed): a deeper network would not fit either
+            if set(outcome.values()) != {"complete"} or time.time() + STARTUP > deadline:
+                break  # out of time (or failed)
     report["total_s"] = round(time.time() - start, 1)
     Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("networks", "seeds", "projected_s", "finished", "total_s")}), flush=True)

@@ -1,5 +1,5 @@
 """scripts/paper_on_gpu.py, which fills a short GPU lease with the paper profile: the plan it
-makes from measured speeds, and the guard that stops a run that would end past the deadline."""
+makes from measured speeds, and the guard that stops a run at the deadline, to be resumed by a later lease."""
 
 import importlib.util
 import time
@@ -39,16 +39,20 @@ def test_plan_takes_as_many_networks_as_fit_then_as_many_seeds():
     assert plan_for(1.0) == (["resnet-14"], 1)  # nothing fits on paper: try the first, the guard decides
 
 
-def test_a_run_that_would_end_past_the_deadline_stops_and_is_not_finished(tmp_path):
+def test_a_run_stops_before_an_epoch_that_would_end_past_the_deadline_and_resumes_later(tmp_path, monkeypatch):
     plan = Plan.from_parameters("smoke", data="synthetic", device="cpu", epochs=3, runs_dir=str(tmp_path))
-    outcome = lease.experiment(plan, "resnet-8", "bn", 1, deadline=time.time() - 1)
-    assert outcome.startswith("stopped") and "after epoch 3" in outcome
+    ticks = iter(range(0, 10000, 100))  # a clock that reads 100 s later each time: epoch 1 ends at 100, 2 at 200
+    monkeypatch.setattr(lease, "time", type("Clock", (), {"time": staticmethod(lambda: float(next(ticks)))}))
+    outcome = lease.experiment(plan, "resnet-8", "bn", 1, deadline=150)
+    assert outcome.startswith("stopped") and "after epoch 2" in outcome
     stored = results.load(tmp_path)
     assert list(stored["status"]) == ["incomplete"]
+    [run] = results.run_dirs(tmp_path)
+    assert results.load_torch(run / results.CHECKPOINT)["epoch"] == 1  # epoch 2 stopped before its checkpoint
 
-    plan = Plan.from_parameters("smoke", data="synthetic", device="cpu", epochs=1, runs_dir=str(tmp_path / "ok"))
+    monkeypatch.setattr(lease, "time", time)
     assert lease.experiment(plan, "resnet-8", "bn", 1, deadline=time.time() + 3600) == "complete"
-    [run] = results.run_dirs(tmp_path / "ok")
+    assert "start epoch=1" in (run / "events.log").read_text()  # a later lease resumes, not restarts
     assert (run / results.RESULT).is_file() and (run / "clamping.csv").is_file()  # Figure 7's curve, on the GPU
 
 
