@@ -11,12 +11,19 @@ set -uo pipefail
 OUT="${OUT:?set OUT to the folder that comes back}"
 BUDGET="${BUDGET:-520}"
 DATA=/work/shared/data/cifar10-jpeg.tar.gz  # the path the cpu profile's runs record, where possible
-{ mkdir -p "$(dirname "$DATA")" && cp .device/cifar10-jpeg.tar.gz "$DATA"; } 2>/dev/null \
+# Never over an existing copy: run by mistake on a machine with ../shared, it would replace it.
+[ -s "$DATA" ] || { mkdir -p "$(dirname "$DATA")" && cp -n .device/cifar10-jpeg.tar.gz "$DATA"; } 2>/dev/null \
   || DATA="$PWD/.device/cifar10-jpeg.tar.gz"
 export PYTHONUNBUFFERED=1 BNLIB_CACHE="${BNLIB_CACHE:-/tmp/bnlib}"
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 python3 -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__)" \
   | tee "$OUT/versions.txt"
+# A second call on the same warm machine gets a fresh copy of the working tree, in which the run
+# folders of the first call (not committed yet) are missing: it would retrain finished runs.
+# So each call leaves everything it trained, weights included, outside the tree, and the next
+# call on that machine puts back what the tree lacks.
+KEEP=/tmp/lease-runs.tgz
+[ -f "$KEEP" ] && tar xzf "$KEEP" -C data/runs --skip-old-files
 pack() {
   tar czf "$OUT/runs.tgz.part" --exclude='*.pt' --exclude='.lock' -C data/runs paper 2>/dev/null \
     && mv "$OUT/runs.tgz.part" "$OUT/runs.tgz"
@@ -34,3 +41,4 @@ python3 scripts/paper_on_gpu.py --data "$DATA" --budget "$BUDGET" --report "$OUT
   | tee "$OUT/lease.log"
 touch "$done" && wait "$packer"  # the periodic packing ends before the last one starts
 pack
+tar czf "$KEEP" --exclude='.lock' -C data/runs paper

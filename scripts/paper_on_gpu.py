@@ -20,12 +20,14 @@ scheduling a lease needs itself, with bnlib's own trainer:
    it stopped instead of starting over. 160 epochs of a deep network can so span leases.
 
 Everything it decided and measured goes to ``--report`` (JSON), so the lease can be reported
-from what was run. scripts/gpu-lease.sh runs it on a lent machine; the one lease so far ran
+from what was run. scripts/gpu-lease.sh runs it on a lent machine. The first lease ran
 
     python scripts/paper_on_gpu.py --data /work/shared/data/cifar10-jpeg.tar.gz --budget 575 \
         --networks resnet-14 --report lease.json
 
-(data/runs/paper/leases/ holds its report and says which version of this script it was).
+and the second, through scripts/gpu-lease.sh, ``--compile reduce-overhead --networks
+resnet-32,resnet-56 --seeds 1 --no-measure`` (data/runs/paper/leases/ holds every call's report
+and says which version of this script it was).
 """
 
 from __future__ import annotations
