@@ -10,7 +10,7 @@
 set -uo pipefail
 OUT="${OUT:?set OUT to the folder that comes back}"
 BUDGET="${BUDGET:-520}"
-DATA=/work/shared/data/cifar10-jpeg.tar.gz  # the path the cpu profile's runs record, where possible
+DATA="${LEASE_DATA:-/work/shared/data/cifar10-jpeg.tar.gz}"  # the path the cpu profile's runs record, where possible
 # Never over an existing copy: run by mistake on a machine with ../shared, it would replace it.
 [ -s "$DATA" ] || { mkdir -p "$(dirname "$DATA")" && cp -n .device/cifar10-jpeg.tar.gz "$DATA"; } 2>/dev/null \
   || DATA="$PWD/.device/cifar10-jpeg.tar.gz"
@@ -22,7 +22,7 @@ python3 -c "import sys, torch; print('python', sys.version.split()[0], 'torch', 
 # folders of the first call (not committed yet) are missing: it would retrain finished runs.
 # So each call leaves everything it trained, weights included, outside the tree, and the next
 # call on that machine puts back what the tree lacks.
-KEEP=/tmp/lease-runs.tgz
+KEEP="${LEASE_KEEP:-/tmp/lease-runs.tgz}"
 [ -f "$KEEP" ] && tar xzf "$KEEP" -C data/runs --skip-old-files
 pack() {
   tar czf "$OUT/runs.tgz.part" --exclude='*.pt' --exclude='.lock' -C data/runs paper 2>/dev/null \

@@ -2,6 +2,11 @@
 makes from measured speeds, and the guard that stops a run at the deadline, to be resumed by a later lease."""
 
 import importlib.util
+import io
+import os
+import shutil
+import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -64,3 +69,51 @@ def test_measured_speed_after_a_warm_up_epoch_on_the_same_network(monkeypatch):
     plan = Plan.from_parameters("smoke", data="synthetic", device="cpu")
     assert lease.measure(plan, "resnet-8", "bn", 2, images=256, compile="none") > 0
     assert [epoch for _, epoch in seen] == [0, 1] and seen[0][0] == seen[1][0]  # timed: the second, same network
+
+
+FAKE_TRAINER = '''
+import os, sys
+run = "data/runs/paper/resnet-32_x"
+print("found:", sorted(os.listdir(run)) if os.path.isdir(run) else [])
+os.makedirs(run, exist_ok=True)
+open(run + "/result.json", "w").write("{}")
+open(run + "/checkpoint.pt", "wb").write(CHECKPOINT)
+'''
+
+
+def lease_call(repo: Path, out: Path, env: dict) -> str:
+    out.mkdir()
+    done = subprocess.run(["bash", "scripts/gpu-lease.sh"], cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, **env, "OUT": str(out)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_lease_script_returns_checkpoints_in_parts_keeps_runs_for_the_next_call_and_spares_the_data(tmp_path):
+    """scripts/gpu-lease.sh with a stand-in for the trainer: a stopped run's checkpoint comes back
+    in parts a lease may return (15 MB at most), a second call on the same machine finds the
+    first's runs, and an existing data file is never copied over."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / "data" / "runs" / "paper").mkdir(parents=True)
+    (repo / ".device").mkdir()
+    shutil.copy(ROOT / "scripts" / "gpu-lease.sh", repo / "scripts")
+    checkpoint = os.urandom(20 * 2**20)  # incompressible: two parts
+    (repo / "scripts" / "paper_on_gpu.py").write_text(f"CHECKPOINT = {checkpoint!r}\n" + FAKE_TRAINER)
+    (repo / ".device" / "cifar10-jpeg.tar.gz").write_bytes(b"lease copy")
+    data = tmp_path / "shared" / "cifar10-jpeg.tar.gz"
+    data.parent.mkdir()
+    data.write_bytes(b"the real data")
+    env = {"LEASE_DATA": str(data), "LEASE_KEEP": str(tmp_path / "keep.tgz")}
+
+    assert "found: []" in lease_call(repo, tmp_path / "out1", env)
+    parts = sorted((tmp_path / "out1").glob("checkpoints.tgz.*"))
+    assert len(parts) == 2 and all(p.stat().st_size <= 15 * 2**20 for p in parts)
+    back = tmp_path / "back"
+    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as tar:
+        tar.extractall(back, filter="data")
+    assert (back / "paper" / "resnet-32_x" / "checkpoint.pt").read_bytes() == checkpoint
+    assert data.read_bytes() == b"the real data"
+
+    shutil.rmtree(repo / "data" / "runs" / "paper" / "resnet-32_x")  # a fresh copy of the tree
+    assert "found: ['checkpoint.pt', 'result.json']" in lease_call(repo, tmp_path / "out2", env)
