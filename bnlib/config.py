@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,20 @@ class ConfigError(ValueError):
 
 def _field(default: Any, help: str, hashed: bool = True) -> Any:
     return field(default=default, metadata={"help": help, "hashed": hashed})
+
+
+def _normalise(config: Any) -> None:
+    """Give each number its field's type: a run's address hashes the values as JSON, so
+    ``epochs=2.0`` (a YAML or papermill float) or a numpy integer read back from a results
+    table would otherwise address another run than ``epochs=2``, and train it again."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            continue
+        if f.type == "float":
+            object.__setattr__(config, f.name, float(value))
+        elif f.type == "int" and float(value).is_integer():
+            object.__setattr__(config, f.name, int(value))
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,8 @@ class ModelConfig:
     )
     normalize: bool = _field(True, "BatchNorm normalises its input (false: only gamma*x+beta, Appendix E)")
 
+    __post_init__ = _normalise
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -45,6 +62,8 @@ class DataConfig:
         "CIFAR-10 folder, an image folder (train/<class>/*, test/<class>/*) or its .tar.gz",
     )
     augment: bool = _field(True, "random crop (4-pixel zero padding) and horizontal flip")
+
+    __post_init__ = _normalise
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,8 @@ class TrainConfig:
     device: str = _field("auto", "auto, cpu, cuda, cuda:N", hashed=False)
     channels_last: bool = _field(True, "NHWC memory layout (faster on CPU and GPU; same math)", hashed=False)
     compile: str = _field("none", "torch.compile: none, default, reduce-overhead (CUDA graphs)", hashed=False)
+
+    __post_init__ = _normalise
 
 
 CONFIG_TYPES = (ModelConfig, DataConfig, TrainConfig)

@@ -5,10 +5,11 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from bnlib import analysis, results
+from bnlib import analysis, results, train
 from bnlib.config import RunConfig
 from bnlib.data import describe_source
 from bnlib.profiles import PROFILES, Plan
@@ -33,6 +34,8 @@ def test_each_run_has_what_the_book_reads(run):
     assert len(results.load_metrics_of(run)) == result["epochs_completed"]
     assert len(results.load_batchnorm(run)) > 0
     config = RunConfig.from_flat(**analysis.run_config_fields(run))
+    # stored at the address its config gives, so that a sweep finds it instead of training it again
+    assert train.locate(config, SimpleNamespace(fingerprint=result["data_fingerprint"]), run.parent) == run
     if result["status"] == "complete" and needs_clamping(config):  # Figure 7 reads it
         assert len(analysis.clamp_curve(run, None)) == len(analysis.clamp_grid())
 

@@ -90,6 +90,16 @@ def test_same_config_is_trained_once(tiny, runs):
     assert other.run_dir != first.run_dir
 
 
+def test_a_number_addresses_the_same_run_whatever_its_type():
+    import numpy as np
+
+    typed = RunConfig.from_flat(model="resnet-8", epochs=2, seed=1, lr=1.0)
+    loose = RunConfig.from_flat(model="resnet-8", epochs=2.0, seed=np.int64(1), lr=1)  # YAML, pandas, a hand
+    assert loose == typed and json.dumps(loose.flat()) == json.dumps(typed.flat())
+    assert results.run_id(loose, "data", "bn") == results.run_id(typed, "data", "bn")
+    assert type(loose.train.epochs) is int and type(loose.train.lr) is float
+
+
 def test_same_config_and_seed_give_the_same_run(tiny, tmp_path):
     a = train(config(trainable="all", epochs=2), tmp_path / "a", dataset=tiny)
     b = train(config(trainable="all", epochs=2), tmp_path / "b", dataset=tiny)
