@@ -23,6 +23,7 @@ python3 -c "import sys, torch; print('python', sys.version.split()[0], 'torch', 
 # So each call leaves everything it trained, weights included, outside the tree, and the next
 # call on that machine puts back what the tree lacks.
 KEEP="${LEASE_KEEP:-/tmp/lease-runs.tgz}"
+SCRATCH=$(mktemp -d)  # this call's own: checkpoint parts being cut, the stop signal
 [ -f "$KEEP" ] && tar xzf "$KEEP" -C data/runs --skip-old-files
 pack() {
   tar czf "$OUT/runs.tgz.part" --exclude='*.pt' --exclude='.lock' -C data/runs paper 2>/dev/null \
@@ -30,11 +31,11 @@ pack() {
   local stopped
   stopped=$(cd data/runs && find paper -name checkpoint.pt)
   [ -n "$stopped" ] || { rm -f "$OUT"/checkpoints.tgz.*; return; }
-  mkdir -p /tmp/ckpt && rm -f /tmp/ckpt/* \
-    && tar czf - -C data/runs $stopped | split -b 15M -d -a 2 - /tmp/ckpt/checkpoints.tgz. \
-    && rm -f "$OUT"/checkpoints.tgz.* && cp /tmp/ckpt/* "$OUT"/
+  rm -f "$SCRATCH"/checkpoints.tgz.* \
+    && tar czf - -C data/runs $stopped | split -b 15M -d -a 2 - "$SCRATCH"/checkpoints.tgz. \
+    && rm -f "$OUT"/checkpoints.tgz.* && cp "$SCRATCH"/checkpoints.tgz.* "$OUT"/
 }
-done=/tmp/lease.done && rm -f "$done"
+done="$SCRATCH/done"
 (while :; do for _ in 1 2 3 4; do sleep 5; [ -e "$done" ] && exit; done; pack; done) &
 packer=$!
 python3 scripts/paper_on_gpu.py --data "$DATA" --budget "$BUDGET" --report "$OUT/lease.json" "$@" 2>&1 \

@@ -72,7 +72,7 @@ def test_measured_speed_after_a_warm_up_epoch_on_the_same_network(monkeypatch):
 
 
 FAKE_TRAINER = '''
-import os, sys
+import os
 run = "data/runs/paper/resnet-32_x"
 print("found:", sorted(os.listdir(run)) if os.path.isdir(run) else [])
 os.makedirs(run, exist_ok=True)
