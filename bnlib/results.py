@@ -112,7 +112,11 @@ def load(runs_dir: str | Path) -> pd.DataFrame:
     for folder in run_dirs(runs_dir):
         row: dict[str, Any] = read_config(folder)
         if (folder / RESULT).is_file():
-            row.update(read_json(folder / RESULT))
+            result = read_json(folder / RESULT)
+            # result.json records the device the run resolved to (cuda, cpu); the config's own
+            # "device" field (e.g. "auto") keeps its column, so the table reads back the config.
+            result["device_used"] = result.pop("device", None)
+            row.update(result)
         else:
             row["status"] = "incomplete"
             metrics = load_metrics_of(folder)

@@ -172,6 +172,8 @@ def test_results_load_reads_every_run(tiny, runs):
     assert sorted(table["trainable"]) == ["all", "bn"]
     assert set(table["status"]) == {"complete"}
     assert {"model", "seed", "test_accuracy", "run_dir", "data_fingerprint", "hardware"} <= set(table.columns)
+    # the config's device ("auto") reads back as stored; the device it resolved to is beside it
+    assert set(table["device"]) == {"auto"} and set(table["device_used"]) == {"cpu"}
     per_epoch = results.load_metrics(runs)
     assert len(per_epoch) == 2 and {"epoch", "trainable", "test_accuracy"} <= set(per_epoch.columns)
     assert results.load(runs / "missing").empty
