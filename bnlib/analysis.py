@@ -232,14 +232,16 @@ def clamp_curve(run_dir: str | Path, dataset: data_lib.Dataset | None,
             raise ValueError(f"{run_dir} was trained on data {expected}, not on {dataset.fingerprint}")
         model = load_model(run_dir, device).to(memory_format=torch.channels_last)  # as trained: faster
         ds = dataset.to(device)
-        rows = []
+        rows = stored.to_dict("records")
         for keep, threshold in todo:
             clamped, fraction = set_gamma(model, threshold, keep)
             loss, accuracy = evaluate(clamped, ds, channels_last=True)
             rows.append({"keep": keep, "threshold": threshold, "fraction_clamped": fraction,
                          "test_accuracy": accuracy, "test_loss": loss})
-        stored = pd.concat([stored, pd.DataFrame(rows)], ignore_index=True) if len(stored) else pd.DataFrame(rows)
-        results.write_csv(Path(run_dir) / "clamping.csv", stored.to_dict("records"), CLAMP_COLUMNS)
+            # stored after each evaluation: a curve cut short (a CPU evaluation of a wide network
+            # takes minutes) resumes where it stopped instead of starting again
+            results.write_csv(Path(run_dir) / "clamping.csv", rows, CLAMP_COLUMNS)
+        stored = pd.DataFrame(rows, columns=CLAMP_COLUMNS)
     wanted = {_clamp_key(k, t) for k, t in grid}
     return stored.loc[np.array([_clamp_key(k, t) in wanted for k, t in zip(stored["keep"], stored["threshold"])],
                                dtype=bool)]

@@ -150,6 +150,32 @@ def test_clamp_curve_is_stored_and_starts_at_the_unclamped_accuracy(store, synth
     assert set(curve["keep"]) == {"value", "one", "mean"}
 
 
+def test_a_clamp_curve_cut_short_keeps_its_evaluations_and_resumes(store, synthetic, monkeypatch):
+    import bnlib.train
+
+    run_dir = Path(results.load(store)["run_dir"].iloc[2])
+    (run_dir / "clamping.csv").unlink(missing_ok=True)
+    evaluate, calls, ended = bnlib.train.evaluate, [], []
+
+    class SessionEnded(Exception):
+        pass
+
+    def stopped_at_the_third(*args, **kwargs):  # the session ends during the third evaluation
+        calls.append(1)
+        if len(calls) == 3 and not ended:
+            ended.append(1)
+            raise SessionEnded
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(bnlib.train, "evaluate", stopped_at_the_third)
+    with pytest.raises(SessionEnded):
+        analysis.clamp_curve(run_dir, synthetic)
+    assert len(pd.read_csv(run_dir / "clamping.csv")) == 2
+    calls.clear()
+    whole = analysis.clamp_curve(run_dir, synthetic)
+    assert len(calls) == len(analysis.clamp_grid()) - 2 and len(whole) == len(analysis.clamp_grid())
+
+
 def test_clamp_curve_computes_only_what_is_not_stored(store, synthetic):
     run_dir = results.load(store)["run_dir"].iloc[1]
     first = analysis.clamp_curve(run_dir, synthetic, grid=[("value", 0.0), ("one", 0.01)])
