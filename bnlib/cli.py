@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--cpus-per-run", type=float, help="CPU slots of a run (default: all cores without GPU)")
     sweep.add_argument("--retries", type=int, default=2, help="retries of a failed run (default: 2)")
     sweep.add_argument("--no-progress", action="store_true")
+    sweep.add_argument("--log", help="file to append a line per finished run to (as well as stdout)")
     sweep.add_argument("--dry-run", action="store_true", help="list the grid and what is finished; train nothing")
     bench = commands.add_parser("bench", help="images/s of bnlib's trainer against a plain PyTorch loop")
     bench.add_argument("--model", help="one network (default: resnet-14, resnet-20, resnet-56)")
@@ -163,7 +164,8 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.address:
         sweep.check_address(args.address)
     counts = sweep.run(configs, args.runs_dir or "runs", address=args.address, gpus_per_run=args.gpus_per_run,
-                       cpus_per_run=args.cpus_per_run, retries=args.retries, progress=not args.no_progress)
+                       cpus_per_run=args.cpus_per_run, retries=args.retries, progress=not args.no_progress,
+                       log=args.log)
     print(json.dumps(counts))
     return 0
 

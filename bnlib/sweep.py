@@ -130,8 +130,9 @@ def is_finished(configs: Sequence[RunConfig], runs_dir: str | Path) -> list[bool
 
 def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | None = None,
         gpus_per_run: float | None = None, cpus_per_run: float | None = None, retries: int = 2,
-        progress: bool = True) -> dict[str, Any]:
-    """Train every config not yet finished in ``runs_dir`` on Ray; return the counts."""
+        progress: bool = True, log: str | Path | None = None) -> dict[str, Any]:
+    """Train every config not yet finished in ``runs_dir`` on Ray; return the counts. A line per
+    finished run goes to stdout and, if ``log`` is given, is appended to that file."""
     import ray
     from tqdm import tqdm
 
@@ -172,6 +173,11 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
                             f"test accuracy {out['test_accuracy']:.2f}%, {out['seconds']:.0f} s")
                 bar.write(line, file=sys.stdout)
                 sys.stdout.flush()  # a log file sees each run as it finishes
+                if log:
+                    # opened for each line: the log is a committed file, and a git command that
+                    # rewrites it (checkout, stash) would leave a file held open writing to nowhere
+                    with open(log, "a") as f:
+                        f.write(line + "\n")
                 bar.update(1)
                 bar.set_postfix(done=counts["trained"], failed=counts["failed"], left=len(pending))
         bar.close()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run, or resume, the book's `cpu` profile in the background (about 10 hours on a 2-core CPU).
 # Finished runs are skipped and interrupted ones resume from their last epoch, so run this
-# again after a reboot or a closed session. Lines per finished run go to $RUNS/sweep.log.
+# again after a reboot or a closed session. A line per finished run (and one per start) goes to
+# $RUNS/sweep.log, which is committed with the runs; Ray's own messages go to $RUNS/sweep.out.
 #   RUNS_DIR  results store (default data/runs/cpu, where the book looks)
 #   PYTHON    interpreter with bnlib installed (default .venv/bin/python; scripts/setup.sh makes it)
 set -euo pipefail
@@ -10,5 +11,7 @@ RUNS="${RUNS_DIR:-$ROOT/data/runs/cpu}"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 mkdir -p "$RUNS"
 cd "$ROOT"
-nohup "$PYTHON" -m bnlib sweep --profile cpu --runs-dir "$RUNS" --no-progress >> "$RUNS/sweep.log" 2>&1 &
+echo "--- started $(date -u +%FT%T) at $(git rev-parse --short HEAD 2>/dev/null || echo 'an unknown commit') ---" >> "$RUNS/sweep.log"
+nohup "$PYTHON" -m bnlib sweep --profile cpu --runs-dir "$RUNS" --no-progress --log "$RUNS/sweep.log" \
+    >> "$RUNS/sweep.out" 2>&1 &
 echo "cpu profile sweep started (pid $!); follow it with: tail -f $RUNS/sweep.log"

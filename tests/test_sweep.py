@@ -40,12 +40,16 @@ def test_smoke_grid_then_nothing_to_do(tmp_path):
                     "--dry-run", runs=runs)
     assert planned.returncode == 0 and last_json(planned.stdout) == {"runs": 4, "done": 0, "todo": 4}
     assert planned.stdout.count("todo resnet-8") == 4 and not runs.exists()  # a dry run trains and writes nothing
+    log = tmp_path / "sweep.log"
+    log.write_text("--- started ---\n")
     first = sweep("--models", "resnet-8", "--trainable", "bn,bn+shortcut+output", "--seeds", "2", "--epochs", "1",
-                  runs=runs)
+                  "--log", str(log), runs=runs)
     assert first.returncode == 0, first.stderr[-2000:]
     assert last_json(first.stdout) | {"runs_dir": None} == {"trained": 4, "skipped": 0, "failed": 0, "diverged": 0,
                                                              "runs_dir": None}
     assert first.stdout.count("test accuracy") == 4  # a line per finished run
+    lines = log.read_text().splitlines()  # appended to the log, after what it held
+    assert lines[0] == "--- started ---" and lines[1:] == [l for l in first.stdout.splitlines() if "test accuracy" in l]
     table = results.load(runs)
     assert len(table) == 4 and set(table["status"]) == {"complete"}
     assert set(table["trainable"]) == {"bn", "bn,shortcut,output"}
