@@ -54,16 +54,18 @@ class Profile:
     epochs: int
     seeds: int
     runs_dir: str
-    few_seeds: tuple[str, ...] = ()  # networks too costly here for more than one seed
+    # networks too costly here for the profile's seeds, with the replicates each gets instead
+    fewer_seeds: tuple[tuple[str, int], ...] = ()
 
 
 PROFILES = {
     "smoke": Profile("smoke", "synthetic", ("resnet-8", "resnet-14"), ("wrn-8-1", "wrn-8-2"), "resnet-8",
                      ("resnet-8",), epochs=1, seeds=1, runs_dir=str(ROOT / ".cache" / "runs-smoke")),
-    # Sized for about 10 hours of a 2-core CPU from measured speeds (README: the grid, its cost).
+    # Sized for about 12 hours of a 2-core CPU from the speeds its first runs measured (README: the
+    # grid, its cost): with 3 seeds of ResNet-32 and WRN-14-2 it came to about 15.
     "cpu": Profile("cpu", "", ("resnet-14", "resnet-32", "resnet-56"), ("wrn-14-1", "wrn-14-2", "wrn-14-4"),
                    "resnet-32", ("resnet-14",), epochs=2, seeds=3, runs_dir=str(ROOT / "data" / "runs" / "cpu"),
-                   few_seeds=("resnet-56", "wrn-14-4")),
+                   fewer_seeds=(("resnet-32", 2), ("wrn-14-2", 2), ("resnet-56", 1), ("wrn-14-4", 1))),
     "paper": Profile("paper", "cifar10",
                      ("resnet-14", "resnet-32", "resnet-56", "resnet-110", "resnet-218", "resnet-434", "resnet-866"),
                      ("wrn-14-1", "wrn-14-2", "wrn-14-4", "wrn-14-8", "wrn-14-16", "wrn-14-32"),
@@ -107,14 +109,18 @@ class Plan:
         return self.seeds or self.profile.seeds
 
     def scale(self) -> str:
-        """'2 epochs, 3 seed(s) (1 for resnet-56, wrn-14-4)': what this plan trains."""
-        few = [n for n in self.networks() if self.seeds_of(n) != self.n_seeds]
-        return f"{self.n_epochs} epochs, {self.n_seeds} seed(s)" + (f" (1 for {', '.join(few)})" if few else "")
+        """'2 epochs, 3 seed(s) (2 for resnet-32, wrn-14-2; 1 for resnet-56)': what this plan trains."""
+        fewer: dict[int, list[str]] = {}
+        for network in self.networks():
+            if self.seeds_of(network) != self.n_seeds:
+                fewer.setdefault(self.seeds_of(network), []).append(network)
+        note = "; ".join(f"{n} for {', '.join(nets)}" for n, nets in sorted(fewer.items(), reverse=True))
+        return f"{self.n_epochs} epochs, {self.n_seeds} seed(s)" + (f" ({note})" if note else "")
 
     def seeds_of(self, network: str) -> int:
-        """Replicates of one network: the profile's, or one for its costliest networks unless a
+        """Replicates of one network: the profile's, or fewer for its costliest networks unless a
         chapter asks for a number of seeds."""
-        return 1 if self.seeds is None and network in self.profile.few_seeds else self.n_seeds
+        return self.n_seeds if self.seeds is not None else dict(self.profile.fewer_seeds).get(network, self.n_seeds)
 
     @property
     def n_epochs(self) -> int:

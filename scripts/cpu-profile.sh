@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run, or resume, the book's `cpu` profile in the background (about 10 hours on a 2-core CPU).
+# Run, or resume, the book's `cpu` profile in the background (about 12 hours on a 2-core CPU).
 # Finished runs are skipped and interrupted ones resume from their last epoch, so run this
 # again after a reboot or a closed session. A line per finished run (and one per start) goes to
 # $RUNS/sweep.log, which is committed with the runs; Ray's own messages go to $RUNS/sweep.out.
