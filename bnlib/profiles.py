@@ -62,7 +62,7 @@ PROFILES = {
     "smoke": Profile("smoke", "synthetic", ("resnet-8", "resnet-14"), ("wrn-8-1", "wrn-8-2"), "resnet-8",
                      ("resnet-8",), epochs=1, seeds=1, runs_dir=str(ROOT / ".cache" / "runs-smoke")),
     # Sized for about 12 hours of a 2-core CPU from the speeds its first runs measured (README: the
-    # grid, its cost): with 3 seeds of ResNet-32 and WRN-14-2 it came to about 15.
+    # grid, its cost): with 3 seeds of ResNet-32 and WRN-14-2 it came to about 16.
     "cpu": Profile("cpu", "", ("resnet-14", "resnet-32", "resnet-56"), ("wrn-14-1", "wrn-14-2", "wrn-14-4"),
                    "resnet-32", ("resnet-14",), epochs=2, seeds=3, runs_dir=str(ROOT / "data" / "runs" / "cpu"),
                    fewer_seeds=(("resnet-32", 2), ("wrn-14-2", 2), ("resnet-56", 1), ("wrn-14-4", 1))),
