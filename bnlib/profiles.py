@@ -185,6 +185,11 @@ class Plan:
         return [self.config(n, mode, s, normalize=norm)
                 for n in nets for _, mode, norm in ABLATIONS for s in range(self.seeds_of(n))]
 
+    def all_runs(self) -> list[RunConfig]:
+        """Every run the chapters need: Figures 1 and 2 and Appendices C, D and E, each once."""
+        return list(dict.fromkeys(self.figure1() + self.figure2() + self.bn_init_grid()
+                                  + self.feature_init_grid() + self.ablation_grid()))
+
     # ------------------------------------------------------------------ finding and training runs
     def fingerprint(self) -> str | None:
         """The data set's fingerprint, or None when the data cannot be read here."""

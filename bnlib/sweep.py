@@ -46,10 +46,9 @@ def profile_grid(profile: str, **overrides: Any) -> list[RunConfig]:
     from .profiles import Plan
 
     plan = Plan.from_parameters(profile, **overrides)
-    configs = plan.figure1() + plan.figure2() + plan.bn_init_grid() + plan.feature_init_grid() + plan.ablation_grid()
     # Seed 0 of every network first, cheap networks first: a sweep cut short still has whole
     # figures of one replicate (the sort is stable, so each network keeps the figures' order).
-    configs = sorted(dict.fromkeys(configs), key=lambda c: (c.train.seed, training_cost(c.model.model)))
+    configs = sorted(plan.all_runs(), key=lambda c: (c.train.seed, training_cost(c.model.model)))
     return _checked(configs)
 
 

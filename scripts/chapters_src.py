@@ -117,10 +117,16 @@ them beside the CPU-scale results.
 
 Every experiment in this profile's results store: finished runs, seeds, epochs, hours of
 training (per-epoch test evaluation included, clamping not), training images per second, and
-the hardware and data each ran on.
+the hardware and data each ran on. First, how much of the profile's grid (every run the
+chapters need) is stored, and which networks and seeds are still to run.
 """),
         code('''inventory = analysis.run_inventory(results.load(plan.store))
 print(f"{int(inventory['runs'].sum())} runs, {inventory['train_hours'].sum():.1f} hours of training")
+stored, missing = plan.match(plan.all_runs())
+print(f"this profile's grid ({plan.scale()}): {len(stored) + len(missing)} runs, {len(stored)} stored, "
+      f"{len(missing)} not run yet")
+if missing:
+    print(pd.Series([f"{c.model.model} seed {c.train.seed}" for c in missing]).value_counts(sort=False).to_string())
 inventory'''),
         code('''for other in book.other_scales(plan):
     other_inventory = analysis.run_inventory(results.load(other.store))

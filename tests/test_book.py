@@ -343,6 +343,9 @@ def test_cpu_profile_grid_trains_each_network_once_cheap_and_seed_zero_first():
     assert seeds["resnet-56"] == seeds["wrn-14-4"] == {0}
     assert seeds["resnet-32"] == seeds["wrn-14-2"] == {0, 1} and seeds["resnet-14"] == {0, 1, 2}
     assert len(grid) == 90
+    plan = Plan.from_parameters("cpu")
+    chapters = plan.figure1() + plan.figure2() + plan.bn_init_grid() + plan.feature_init_grid() + plan.ablation_grid()
+    assert set(plan.all_runs()) == set(chapters) == set(grid)  # the sweep trains what the chapters show
     assert Plan.from_parameters("cpu").scale() == "2 epochs, 3 seed(s) (2 for resnet-32, wrn-14-2; 1 for resnet-56, wrn-14-4)"
     plan = Plan.from_parameters("cpu", seeds=2)  # a chapter that asks for seeds gets them everywhere
     assert {c.train.seed for c in plan.figure2() if c.model.model == "wrn-14-4"} == {0, 1}
