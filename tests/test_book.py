@@ -346,7 +346,7 @@ def test_cpu_profile_grid_trains_each_network_once_cheap_and_seed_zero_first():
     plan = Plan.from_parameters("cpu")
     chapters = plan.figure1() + plan.figure2() + plan.bn_init_grid() + plan.feature_init_grid() + plan.ablation_grid()
     assert set(plan.all_runs()) == set(chapters) == set(grid)  # the sweep trains what the chapters show
-    assert Plan.from_parameters("cpu").scale() == "2 epochs, 3 seed(s) (2 for resnet-32, wrn-14-2; 1 for resnet-56, wrn-14-4)"
+    assert plan.scale() == "2 epochs, 3 seed(s) (2 for resnet-32, wrn-14-2; 1 for resnet-56, wrn-14-4)"
     plan = Plan.from_parameters("cpu", seeds=2)  # a chapter that asks for seeds gets them everywhere
     assert {c.train.seed for c in plan.figure2() if c.model.model == "wrn-14-4"} == {0, 1}
 

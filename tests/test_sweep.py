@@ -32,9 +32,9 @@ def last_json(text):
 
 def whole_curves(runs: Path) -> int:
     """Runs whose Figure 7 clamping curve is complete (it is stored an evaluation at a time)."""
-    from bnlib.analysis import clamp_grid
+    from bnlib.analysis import clamp_missing
 
-    return sum(len(p.read_text().splitlines()) == 1 + len(clamp_grid()) for p in runs.glob("*/clamping.csv"))
+    return sum(not clamp_missing(p.parent) for p in runs.glob("*/clamping.csv"))
 
 
 def finishes(runs: Path) -> dict[str, int]:
