@@ -120,6 +120,23 @@ def _ours(claim: pd.Series, runs: pd.DataFrame) -> tuple[float | None, pd.DataFr
     return _value(quantity, chosen, threshold), chosen
 
 
+def _per_seed(claim: pd.Series, runs: pd.DataFrame, used: pd.DataFrame) -> str:
+    """Ours from each seed's runs alone, and in how many seeds it holds, where a claim's runs
+    span several seeds: whether the mean's verdict would survive seed-to-seed noise. A seed
+    counts only if it has every network the mean used (a slope over fewer networks, or a gap
+    with one side missing, is another quantity); gaps so pair runs of the same seed."""
+    seeds = sorted(set(used["seed"])) if len(used) else []
+    values = []
+    for seed in seeds if len(seeds) > 1 else []:
+        ours, mine = _ours(claim, runs[runs["seed"] == seed])
+        if ours is not None and set(mine["model"]) == set(used["model"]):
+            values.append(ours)
+    if len(values) < 2:
+        return ""
+    held = sum(_holds(claim, value) == "yes" for value in values)
+    return f"{', '.join(f'{value:.3g}' for value in values)} (holds in {held} of {len(values)})"
+
+
 def _scale(used: pd.DataFrame) -> str:
     return f"{', '.join(dict.fromkeys(used['model']))}; {analysis.scale_note(used)}" if len(used) else ""
 
@@ -141,8 +158,9 @@ def _test(claim: pd.Series) -> str:
 
 
 def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per claim: the paper's value, ours, whether it holds (within the claim's
-    tolerance of the paper's value, or with the paper's sign for a trend) and the scale of ours."""
+    """One row per claim: the paper's value, ours (the mean over seeds), whether it holds (within
+    the claim's tolerance of the paper's value, or with the paper's sign for a trend), ours seed
+    by seed where there are several, and the scale of ours."""
     claims = load_claims() if claims is None else claims
     rows = []
     for _, claim in claims.iterrows():
@@ -151,6 +169,7 @@ def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.Dat
             "id": claim["id"], "figure": claim["figure"], "claim": claim["claim"],
             "kind": "trend" if claim["holds_if"] in ("negative", "positive") else "value",
             "paper": claim["paper_value"], "ours": None if ours is None else round(ours, 3),
-            "holds if": _test(claim), "holds": _holds(claim, ours), "scale": _scale(used),
+            "holds if": _test(claim), "holds": _holds(claim, ours), "per seed": _per_seed(claim, runs, used),
+            "scale": _scale(used),
         })
     return pd.DataFrame(rows)

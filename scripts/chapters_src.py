@@ -92,6 +92,11 @@ data). Two kinds of claim:
   near zero when training only BatchNorm, γ mattering more than β). Ours holds if it has the
   paper's sign. These are what a CPU-scale reproduction can test.
 
+Ours is the mean over seeds. Where a claim's runs span several seeds, "per seed" gives ours
+from each seed alone and in how many seeds the claim holds: a verdict that flips between seeds
+is within the noise of this scale. A seed counts only if it has every network the mean used
+(a gap pairs the runs of one seed).
+
 "not run" means the results store holds no run for that claim at this profile's scale (most
 value claims are about networks far larger than a CPU trains); the chapter that owns the
 figure says how to produce it.

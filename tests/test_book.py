@@ -247,6 +247,30 @@ def test_trend_claims_hold_by_sign(store):
     assert list(own.index) == list(expected) and own.loc["clamp-001-bn-14", "paper"] == "0"
 
 
+def test_scoreboard_gives_ours_seed_by_seed(store):
+    runs = results.load(store)
+    board = claims.scoreboard(runs).set_index("id")
+
+    def per_seed(claim_id):
+        values, _, held = board.loc[claim_id, "per seed"].partition(" (holds in ")
+        return [float(v) for v in values.split(", ")], held.rstrip(")")
+
+    def accuracy(mode, seed):
+        return runs[(runs["model"] == "resnet-14") & (runs["trainable"] == mode) & (runs["seed"] == seed)]["test_accuracy"].iloc[0]
+
+    values, held = per_seed("bn-14")  # a value claim: each seed's accuracy, judged as the mean is
+    assert values == pytest.approx([accuracy("bn", 0), accuracy("bn", 1)], abs=0.05)
+    assert held == f"{sum(abs(v - 48) <= 2 for v in values)} of 2"
+    values, held = per_seed("bnso-gain-14")  # a gap pairs the runs of one seed
+    gaps = [accuracy("bn,shortcut,output", s) - accuracy("bn", s) for s in (0, 1)]
+    assert values == pytest.approx(gaps, abs=0.05) and held == f"{sum(g > 0 for g in gaps)} of 2"
+    assert len(per_seed("depth-helps-bn")[0]) == 2  # resnet-8 and resnet-14 in both seeds
+    # a seed without every network of the mean's slope is left out; one seed alone says nothing more
+    one_seed_less = runs[~((runs["model"] == "resnet-8") & (runs["seed"] == 1))]
+    assert claims.scoreboard(one_seed_less).set_index("id").loc["depth-helps-bn", "per seed"] == ""
+    assert board.loc["bn-110", "per seed"] == ""  # not run
+
+
 def test_figures_build_from_tables(store):
     runs = book.with_labels(results.load(store))
     summary = analysis.replicate_summary(runs, ["model", "mode"])
