@@ -126,8 +126,10 @@ def _per_seed(claim: pd.Series, runs: pd.DataFrame, used: pd.DataFrame) -> str:
     counts only if it has every network the mean used (a slope over fewer networks, or a gap
     with one side missing, is another quantity); gaps so pair runs of the same seed."""
     seeds = sorted(set(used["seed"])) if len(used) else []
+    if len(seeds) < 2:
+        return ""
     values = []
-    for seed in seeds if len(seeds) > 1 else []:
+    for seed in seeds:
         ours, mine = _ours(claim, runs[runs["seed"] == seed])
         if ours is not None and set(mine["model"]) == set(used["model"]):
             values.append(ours)
