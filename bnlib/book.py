@@ -22,6 +22,9 @@ def setup(**parameters) -> Plan:
 
     pio.renderers.default = "plotly_mimetype+notebook"
     pd.set_option("display.precision", 2)
+    # Tables are read, not skimmed: the scale column ends with the data (JPEG copy) and the
+    # hardware, which pandas' default 50-character cut would hide.
+    pd.set_option("display.max_colwidth", None)
     return Plan.from_parameters(**parameters)
 
 

@@ -285,6 +285,13 @@ def test_figures_build_from_tables(store):
     assert len(slider.frames) == len(analysis.CLAMP_THRESHOLDS) and slider.layout.sliders
 
 
+def test_chapter_tables_show_the_whole_scale_label():
+    scale = "resnet-14; 2 epochs, 3 seed(s), CIFAR-10, JPEG copy, AMD EPYC 7B13 (2 threads)"
+    with pd.option_context("display.max_colwidth", 50, "display.precision", 6):  # pandas' defaults, restored after
+        book.setup(profile="smoke")
+        assert "JPEG copy, AMD EPYC" in pd.DataFrame({"scale": [scale]})._repr_html_()
+
+
 def test_plan_finds_stored_runs_and_reports_missing_ones(store, capsys):
     plan = Plan.from_parameters("smoke", models=["resnet-8"], modes=["bn"], seeds=2, runs_dir=str(store),
                                 train_missing=False)
