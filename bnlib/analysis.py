@@ -19,7 +19,8 @@ from torch import nn
 from . import data as data_lib
 from . import results
 from .config import RunConfig
-from .models import build, parameter_counts, parse_name, same_network
+from .architectures import canonical_name, lookup
+from .models import build, parameter_counts
 
 GAMMA_THRESHOLDS = (0.01, 0.05, 0.1, 0.2, 0.5)  # Figure 6's x-axis; 0.01 and 0.1 are in the text
 # Figure 7's thresholds (0.01 and 0.1 are in the text) and the binarisations' (Section 5 says only
@@ -100,10 +101,10 @@ def depth_width_series(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Figure 4's two series from a summary with one row per network (``model``): ``deep``,
     the networks of width 1, and ``wide``, those at the depth of the wide networks. Both start
     at ResNet-14, which is WRN-14-1 (a network listed under both names counts once)."""
-    rows = summary.assign(network=summary["model"].map(same_network)).drop_duplicates("network")
-    archs = [parse_name(n) for n in rows["network"]]
+    rows = summary.assign(network=summary["model"].map(canonical_name)).drop_duplicates("network")
+    archs = [lookup(n) for n in rows["network"]]
     wide_depths = {a.depth for a in archs if a.width > 1}
-    return {"deep": rows.loc[np.array([a.width == 1 for a in archs], dtype=bool)],
+    return {"deep": rows.loc[np.array([a.series == "deep" for a in archs], dtype=bool)],
             "wide": rows.loc[np.array([a.depth in wide_depths for a in archs], dtype=bool)]}
 
 
@@ -202,7 +203,7 @@ def _clamp_key(keep: str, threshold: float) -> tuple[str, float]:
 
 
 def _stored_curve(run_dir: str | Path) -> pd.DataFrame:
-    path = Path(run_dir) / "clamping.csv"
+    path = Path(run_dir) / results.CLAMPING
     return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=CLAMP_COLUMNS)
 
 
@@ -240,7 +241,7 @@ def clamp_curve(run_dir: str | Path, dataset: data_lib.Dataset | None,
                          "test_accuracy": accuracy, "test_loss": loss})
             # stored after each evaluation: a curve cut short (a CPU evaluation of a wide network
             # takes minutes) resumes where it stopped instead of starting again
-            results.write_csv(Path(run_dir) / "clamping.csv", rows, CLAMP_COLUMNS)
+            results.write_csv(Path(run_dir) / results.CLAMPING, rows, CLAMP_COLUMNS)
         stored = pd.DataFrame(rows, columns=CLAMP_COLUMNS)
     wanted = {_clamp_key(k, t) for k, t in grid}
     return stored.loc[np.array([_clamp_key(k, t) in wanted for k, t in zip(stored["keep"], stored["threshold"])],

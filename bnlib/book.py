@@ -9,7 +9,7 @@ import pandas as pd
 
 from . import analysis, data as data_lib, results
 from .freezing import paper_label
-from .profiles import PROFILES, Plan
+from .plan import PROFILES, Plan
 
 
 def setup(**parameters) -> Plan:

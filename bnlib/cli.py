@@ -4,13 +4,21 @@
 Every config field is a ``train`` flag of the same name (``bn_init`` -> ``--bn-init``). Bad
 input exits with status 2 and one line on stderr, before anything is written. The last line
 ``train``, ``sweep`` and ``bench`` print on stdout is one JSON object.
+
+``train`` and ``sweep`` take ``--time-limit`` (``90s``, ``9m``, ``2h``, ``1h30m``, ``1d12h``):
+a run stops at the last epoch boundary that fits, keeps its checkpoint and resumes when the
+command is run again. Exit status: 0 when every run finished (complete, diverged, or failed
+after its retries in a sweep), 3 (``EXIT_STOPPED``) when the time limit stopped a run or kept
+one from starting, 2 on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import time
 from typing import Any, Sequence
 
 from .config import ConfigError, RunConfig, all_fields
@@ -31,6 +39,27 @@ def _boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+EXIT_STOPPED = 3  # the time limit stopped a run: run the same command again to resume it
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``9m``, ``2h``, ``1h30m``, ``1d12h`` -> seconds: whole numbers, each unit at
+    most once, largest first. A bare number is refused: Slurm reads one as minutes, others as seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if not text.strip() or match is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid time limit {text!r}: use whole numbers with units d, h, m, s, such as 90s, 9m, 2h or 1h30m")
+    return float(sum(int(v) * _UNITS[u] for v, u in zip(match.groups(), _UNITS) if v is not None))
+
+
+def _add_time_limit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--time-limit", type=parse_duration, metavar="DURATION",
+                        help="stop at the last epoch boundary that fits in this time (90s, 9m, 2h, 1h30m), "
+                             f"keep the checkpoint and exit with status {EXIT_STOPPED}; run again to resume")
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in all_fields():
         # config.py uses postponed annotations, so f.type is the annotation's text
@@ -47,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(train)
     train.add_argument("--runs-dir", default="runs", help="results store (default: runs)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    _add_time_limit(train)
     sweep = commands.add_parser("sweep", help="train a grid of runs on Ray, skipping finished ones")
     sweep.add_argument("--profile", choices=["smoke", "cpu", "paper"],
                        help="every run the book's chapters need in this profile (instead of a grid)")
@@ -58,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=int, help="replicates: seeds 0..N-1 (default: 1)")
     sweep.add_argument("--epochs", type=int, help="epochs per run (default: 160)")
     sweep.add_argument("--data", help="data source, as for train (default: cifar10)")
-    sweep.add_argument("--device", default="auto")
+    sweep.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     sweep.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     sweep.add_argument("--runs-dir", help="results store (default: the profile's, else runs)")
     sweep.add_argument("--address", help="an existing Ray cluster (default: start Ray on this machine)")
@@ -68,12 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-progress", action="store_true")
     sweep.add_argument("--log", help="file to append a line per finished run to (as well as stdout)")
     sweep.add_argument("--dry-run", action="store_true", help="list the grid and what is finished; train nothing")
+    _add_time_limit(sweep)
     bench = commands.add_parser("bench", help="images/s of bnlib's trainer against a plain PyTorch loop")
     bench.add_argument("--model", help="one network (default: resnet-14, resnet-20, resnet-56)")
     bench.add_argument("--trainable", help="one mode (default: bn and all)")
     bench.add_argument("--steps", type=int, default=20, help="SGD steps per measurement (default: 20)")
     bench.add_argument("--rounds", type=int, default=2, help="alternating measurements of each side (default: 2)")
-    bench.add_argument("--device", default="auto")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto: a GPU if "
+                       "there is one); cuda without a GPU is an error, exit status 2")
     bench.add_argument("--replicates", type=int, default=1, help="fused replicates on bnlib's side (default: 1)")
     bench.add_argument("--channels-last", type=_boolean, default=True)
     bench.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
@@ -96,6 +128,11 @@ def _params() -> int:
     return 0
 
 
+def _remaining(args: argparse.Namespace) -> float | None:
+    """Seconds of ``--time-limit`` left, counted from when the command started."""
+    return None if args.time_limit is None else max(0.0, args.started + args.time_limit - time.time())
+
+
 def _train(args: argparse.Namespace) -> int:
     from .train import train
 
@@ -107,19 +144,23 @@ def _train(args: argparse.Namespace) -> int:
               f"train acc {row['train_accuracy']:.2f}%  test acc {row['test_accuracy']:.2f}%  "
               f"{row['images_per_s']:.0f} img/s", file=sys.stderr, flush=True)
 
-    result = train(config, args.runs_dir, progress=sys.stderr.isatty() and not args.no_progress, on_epoch=report)
+    result = train(config, args.runs_dir, progress=sys.stderr.isatty() and not args.no_progress, on_epoch=report,
+                   time_limit=_remaining(args))
+    if result.status == "stopped":
+        print(f"stopped by the time limit after epoch {result.epochs_completed} of {config.train.epochs}; "
+              "run the same command again to resume", file=sys.stderr, flush=True)
     print(json.dumps(result.to_dict()))
-    return 0
+    return EXIT_STOPPED if result.status == "stopped" else 0
 
 
 def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .bench import RESULTS, SUITE_MODELS, SUITE_MODES, bench
-    from .models import parse_name
+    from .architectures import lookup
 
     if args.model:
-        parse_name(args.model)
+        lookup(args.model)
     if args.steps < 1 or args.rounds < 1 or args.replicates < 1:
         raise ConfigError("steps, rounds and replicates must be >= 1")
     grid = [(m, t) for m in ([args.model] if args.model else SUITE_MODELS)
@@ -142,7 +183,7 @@ def _sweep(args: argparse.Namespace) -> int:
         return [v.strip() for v in (text or default).split(",") if v.strip()]
 
     if args.profile:
-        from .profiles import PROFILES
+        from .experiments import PROFILES
 
         configs = sweep.profile_grid(args.profile, seeds=args.seeds, epochs=args.epochs, data=args.data,
                                      device=args.device)
@@ -165,13 +206,16 @@ def _sweep(args: argparse.Namespace) -> int:
         sweep.check_address(args.address)
     counts = sweep.run(configs, args.runs_dir or "runs", address=args.address, gpus_per_run=args.gpus_per_run,
                        cpus_per_run=args.cpus_per_run, retries=args.retries, progress=not args.no_progress,
-                       log=args.log)
+                       log=args.log,
+                       deadline=None if args.time_limit is None else args.started + args.time_limit)
     print(json.dumps(counts))
-    return 0
+    return EXIT_STOPPED if counts["stopped"] else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.time()  # a --time-limit counts from here: reading the data is part of it
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
         commands = {"params": _params, "train": lambda: _train(args), "bench": lambda: _bench(args),
                     "sweep": lambda: _sweep(args)}

@@ -11,15 +11,14 @@ Fields whose metadata says ``hashed=False`` say *where* or *how visibly* a run e
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from .architectures import canonical_name
+from .errors import ConfigError
 
-class ConfigError(ValueError):
-    """Bad user input: an unknown name, an impossible value, a missing data path."""
+__all__ = ["ConfigError", "DataConfig", "ModelConfig", "RunConfig", "TrainConfig", "all_fields"]
 
 
 def _field(default: Any, help: str, hashed: bool = True) -> Any:
@@ -51,7 +50,10 @@ class ModelConfig:
     )
     normalize: bool = _field(True, "BatchNorm normalises its input (false: only gamma*x+beta, Appendix E)")
 
-    __post_init__ = _normalise
+    def __post_init__(self) -> None:
+        _normalise(self)
+        # The one place a network's name is normalised: wrn-14-1 and ResNet-14 name resnet-14.
+        object.__setattr__(self, "model", canonical_name(self.model))
 
 
 @dataclass(frozen=True)
@@ -100,14 +102,6 @@ class RunConfig:
     @classmethod
     def from_flat(cls, **values: Any) -> "RunConfig":
         """Build from flat field names (``model=..., trainable=..., epochs=...``)."""
-        if isinstance(values.get("model"), str):
-            from .models import same_network  # here: models imports this module
-
-            values["model"] = values["model"].strip().lower()  # stored as the registry spells it
-            try:
-                values["model"] = same_network(values["model"])  # WRN-N-1 is ResNet-N: one name
-            except ConfigError:
-                pass  # an unknown name is reported by validation, with the valid forms
         parts = {}
         for key, kind in zip(("model", "data", "train"), CONFIG_TYPES):
             names = {f.name for f in dataclasses.fields(kind)}
@@ -137,8 +131,3 @@ class RunConfig:
 
 def all_fields() -> list[dataclasses.Field]:
     return [f for kind in CONFIG_TYPES for f in dataclasses.fields(kind)]
-
-
-def stable_hash(payload: dict[str, Any], length: int = 12) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:length]

@@ -31,7 +31,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .config import ConfigError
+from .errors import ConfigError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 CACHE_VERSION = 2
@@ -58,8 +58,10 @@ class Dataset:
         return dataclasses.replace(self, **{k: v.to(device) for k, v in tensors.items() if isinstance(v, torch.Tensor)})
 
     def describe(self) -> dict[str, object]:
+        kind, _, where = self.source.partition(":")
         return {
-            "data_source": self.source,
+            # the file or folder name, never a path of the machine that read it
+            "data_source": f"{kind}:{Path(where).name}" if where else kind,
             "data_fingerprint": self.fingerprint,
             "train_images": int(self.train_x.shape[0]),
             "test_images": int(self.test_x.shape[0]),
@@ -79,6 +81,14 @@ def describe_source(source: str) -> str:
     if "jpeg" in Path(where).name.lower() or "jpg" in Path(where).name.lower():
         return "CIFAR-10, JPEG copy"
     return f"image folder {Path(where).name}"
+
+
+def default_real_data() -> str:
+    """The real data a CPU-scale profile reads: $BNLIB_DATA, else the JPEG copy of CIFAR-10
+    beside the project (``../shared/data/cifar10-jpeg.tar.gz``), else torchvision's CIFAR-10
+    (downloaded where the network allows)."""
+    copy = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+    return os.environ.get("BNLIB_DATA") or (str(copy) if copy.is_file() else "cifar10")
 
 
 def cache_dir() -> Path:
@@ -123,7 +133,7 @@ def load(data: str) -> Dataset:
     if cached.is_file():
         return _read_cache(cached)
     arrays = _decode_torchvision(path) if kind == "torchvision" else _decode_image_folder(path)
-    dataset = from_arrays(*arrays, source=f"{kind}:{path}")
+    dataset = from_arrays(*arrays, source=f"{kind}:{path.name}")
     _write_cache(cached, dataset)
     return dataset
 

@@ -1,7 +1,7 @@
 """Training modes: which parts of a network train and which stay at their random init.
 
 A mode is a comma-separated set of parts, e.g. ``bn,shortcut,output``. Parts are those of
-:func:`bnlib.models.parameter_parts` plus shorthands: ``bn`` (gamma and beta of every
+:func:`bnlib.layers.parameter_parts` (declared by the layers) plus shorthands: ``bn`` (gamma and beta of every
 BatchNorm), ``all`` and ``none``. A part written with a leading ``-`` is removed, so Figure 1's
 "gamma and beta frozen at their initial values, everything else trained" is ``all,-bn``.
 
@@ -26,8 +26,9 @@ import functools
 
 from torch import nn
 
-from .config import ConfigError
-from .models import PARTS, build, parameter_parts
+from .errors import ConfigError
+from .layers import PARTS, parameter_parts
+from .models import build
 
 SHORTHANDS = {"all": frozenset(PARTS), "none": frozenset(), "bn": frozenset({"gamma", "beta"})}
 VALID = tuple(SHORTHANDS) + PARTS

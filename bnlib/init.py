@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .config import ConfigError
+from .errors import ConfigError
 
 Generator = torch.Generator
 
@@ -98,14 +98,18 @@ def check_names(bn_init: str, feature_init: str) -> None:
 
 @torch.no_grad()
 def initialize(model: nn.Module, *, bn_init: str, feature_init: str, seed: int) -> None:
-    """Initialise every parameter of ``model`` in place, reproducibly from ``seed``."""
+    """Initialise every parameter of ``model`` in place, reproducibly from ``seed``, by the
+    role its layer declares (:mod:`bnlib.layers`): gamma and beta by ``bn_init``, every other
+    weight (convolutions, shortcut convolutions, output layer) by ``feature_init``, biases 0.
+    Layers are visited in module order, so one seed gives one network on every device."""
     check_names(bn_init, feature_init)
     g = torch.Generator().manual_seed(seed)
     for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
+        roles = module.roles() if hasattr(module, "roles") else {}
+        if "gamma" in roles.get("weight", ()):
             BN_INITS[bn_init](module.weight, module.bias, g)
             module.reset_running_stats()
-        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+        elif "weight" in roles:
             FEATURE_INITS[feature_init](module.weight, g)
-            if module.bias is not None:
+            if getattr(module, "bias", None) is not None:
                 module.bias.zero_()

@@ -11,13 +11,18 @@ A run folder ``<runs_dir>/<model>_<hash>/`` holds
 * ``model.pt``      the final state dict, random features included;
 * ``result.json``   the completion marker, written last: status, final accuracy, hardware.
 
-The hash covers every field that changes what is computed, with the data set named by the
+* ``clamping.csv``  Figure 7's re-evaluations after clamping gamma (runs that Figure 7 studies);
+* ``events.log``    a line each time the run starts, resumes or finishes.
+
+A run's address (:func:`address`, the only place identity is computed) is ``<model>_<hash>``,
+the hash taken over every field that changes what is computed, with the data set named by the
 fingerprint of its pixels (not its path) and the training mode by the tensors it trains.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -27,7 +32,7 @@ from typing import Any, Iterable
 import pandas as pd
 import torch
 
-from .config import RunConfig, stable_hash
+from .config import RunConfig, all_fields
 
 CONFIG = "config.json"
 METRICS = "metrics.csv"
@@ -35,6 +40,9 @@ CHECKPOINT = "checkpoint.pt"
 BATCHNORM = "batchnorm.csv"
 MODEL = "model.pt"
 RESULT = "result.json"
+CLAMPING = "clamping.csv"
+EVENTS = "events.log"
+LOCK = ".lock"
 
 EMPTY_COLUMNS = ("status", "test_accuracy", "epochs_completed", "data_source", "data_fingerprint", "run_dir")
 METRIC_COLUMNS = (
@@ -42,16 +50,45 @@ METRIC_COLUMNS = (
 )
 
 
-def run_id(config: RunConfig, data_fingerprint: str, trainable_identity: str) -> str:
-    payload = config.hashed_fields()
-    payload["model"] = payload["model"].strip().lower()
+# The fields every address has hashed, whatever their value, since the store began. A field
+# added to the config later enters the hash only when its value differs from its default, so a
+# new option never moves a stored run (as in the authors' framework, open_lth).
+ADDRESS_FIELDS = frozenset({
+    "model", "bn_init", "feature_init", "normalize", "data", "augment", "trainable", "epochs", "seed",
+    "batch_size", "lr", "momentum", "weight_decay", "lr_drops", "precision",
+})
+
+
+def address(config: RunConfig, data_fingerprint: str) -> str:
+    """Where a run lives in a store: ``<model>_<hash>``. The one function that computes a run's
+    identity: fields that say where or how visibly a run executes (``hashed=False``) are left
+    out, the data set is its fingerprint and the mode the set of tensors it trains
+    (``bn,shortcut,output`` and ``output,shortcut,bn`` are one run)."""
+    from .freezing import mode_identity
+
+    values = config.flat()
+    payload = {f.name: values[f.name] for f in all_fields() if f.metadata.get("hashed", True)
+               and (f.name in ADDRESS_FIELDS or values[f.name] != f.default)}
     payload["data"] = data_fingerprint
-    payload["trainable"] = trainable_identity
-    return stable_hash(payload)
+    payload["trainable"] = mode_identity(config.train.trainable, config.model.model)
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return f"{config.model.model}_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-def run_dir(runs_dir: str | Path, config: RunConfig, data_fingerprint: str, trainable_identity: str) -> Path:
-    return Path(runs_dir) / f"{config.model.model.strip().lower()}_{run_id(config, data_fingerprint, trainable_identity)}"
+def run_dir(runs_dir: str | Path, config: RunConfig, data_fingerprint: str) -> Path:
+    return Path(runs_dir) / address(config, data_fingerprint)
+
+
+def data_name(data: str) -> str:
+    """How a stored config names its data: ``cifar10``, ``synthetic`` or a file or folder name,
+    never a path of the machine that trained it (the fingerprint says which pixels it read)."""
+    return data if data in ("cifar10", "synthetic") else Path(str(data).rstrip("/")).name
+
+
+def config_record(config: RunConfig, data: dict[str, Any]) -> dict[str, Any]:
+    """The contents of a run's ``config.json``: every config field and the data set's
+    description (source, fingerprint, sizes, normalisation constants)."""
+    return {**config.flat(), "data": data_name(config.data.data), **data}
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -96,7 +133,7 @@ def read_json(path: Path) -> dict[str, Any]:
 def read_config(folder: str | Path) -> dict[str, Any]:
     """A run's ``config.json``; fields added to the config after the run was stored read as
     their defaults (which is what the run computed: defaults never change meaning)."""
-    return {**RunConfig().flat(), **read_json(Path(folder) / CONFIG)}
+    return {**{f.name: f.default for f in all_fields()}, **read_json(Path(folder) / CONFIG)}
 
 
 def run_dirs(runs_dir: str | Path) -> list[Path]:
@@ -126,6 +163,28 @@ def load(runs_dir: str | Path) -> pd.DataFrame:
         rows.append(row)
     # an empty store still has the columns, so that filters on them work
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*RunConfig().flat(), *EMPTY_COLUMNS])
+
+
+def find(runs_dir: str | Path, configs: Iterable[RunConfig], fingerprint: str | None = None,
+         ) -> tuple[pd.DataFrame, list[RunConfig]]:
+    """Split ``configs`` into their stored runs (finished or diverged; one row each, in the
+    order of ``configs``) and the missing ones, by address (:func:`address`). The data set is
+    ``fingerprint`` when given; otherwise each data set the store holds runs of, so that a
+    store is read without reading (or downloading) the data it was trained on."""
+    stored = load(runs_dir)
+    if stored.empty:
+        return stored, list(configs)
+    stored = stored[stored["status"].isin(["complete", "diverged"])]
+    by_address = {Path(d).name: i for i, d in zip(stored.index, stored["run_dir"])}
+    fingerprints = [fingerprint] if fingerprint else list(dict.fromkeys(stored["data_fingerprint"].dropna()))
+    rows, missing = [], []
+    for config in configs:
+        found = next((by_address[a] for a in (address(config, f) for f in fingerprints) if a in by_address), None)
+        if found is None:
+            missing.append(config)
+        else:
+            rows.append(stored.loc[found])
+    return (pd.DataFrame(rows).reset_index(drop=True) if rows else stored.iloc[:0]), missing
 
 
 def load_metrics_of(folder: str | Path) -> pd.DataFrame:

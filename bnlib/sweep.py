@@ -10,6 +10,10 @@ Faults: a task whose worker dies or that raises is retried (``--retries`` times)
 from its run's last checkpoint; a diverged run is a result, not a failure, and is not retried.
 A killed driver loses nothing: started again, the sweep skips finished runs and resumes
 interrupted ones. A per-run lock keeps two processes from ever training the same run at once.
+
+Time limits: with a ``deadline`` the sweep launches no run after it, and each run gets the time
+left when it starts and stops at the last epoch boundary that fits (:mod:`bnlib.train`),
+checkpoint kept; the counts say how many runs were ``stopped``, and the next sweep resumes them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from . import data as data_lib
 from . import results
 from .config import ConfigError, RunConfig
 from .freezing import mode_identity
-from .models import training_cost
+from .architectures import cost
 from .train import RunResult, locate, resolve_device, train_replicates, validate
 
 
@@ -43,12 +47,12 @@ def grid(models: Sequence[str], modes: Sequence[str], seeds: int, epochs: int, d
 
 def profile_grid(profile: str, **overrides: Any) -> list[RunConfig]:
     """Every run the book's chapters need in a profile (Figures 1 and 2, Appendices C-E)."""
-    from .profiles import Plan
+    from .plan import Plan
 
     plan = Plan.from_parameters(profile, **overrides)
     # Seed 0 of every network first, cheap networks first: a sweep cut short still has whole
     # figures of one replicate (the sort is stable, so each network keeps the figures' order).
-    configs = sorted(plan.all_runs(), key=lambda c: (c.train.seed, training_cost(c.model.model)))
+    configs = sorted(plan.all_runs(), key=lambda c: (c.train.seed, cost(c.model.model)))
     return _checked(configs)
 
 
@@ -58,6 +62,13 @@ def _checked(configs: list[RunConfig]) -> list[RunConfig]:
     for config in configs:
         validate(config)
     return configs
+
+
+def _slots(resources: dict[str, float], gpus: float, cpus: float) -> int:
+    """How many runs of ``gpus`` GPUs and ``cpus`` CPUs the cluster's ``resources`` hold at once."""
+    fits = [resources.get("GPU", 0) / gpus] if gpus else []
+    fits += [resources.get("CPU", 0) / cpus] if cpus else []
+    return max(1, int(min(fits) + 1e-9)) if fits else 1
 
 
 def check_address(address: str, timeout: float = 3.0) -> None:
@@ -72,28 +83,36 @@ def check_address(address: str, timeout: float = 3.0) -> None:
         raise ConfigError(f"cannot reach a Ray cluster at {address!r}") from None
 
 
-def _train_task(flat: dict[str, Any], runs_dir: str, threads: int) -> dict[str, Any]:
-    """One run inside a Ray worker: train (or resume, or find) it and report."""
+def _train_task(flat: dict[str, Any], runs_dir: str, threads: int, deadline: float | None = None) -> dict[str, Any]:
+    """One run inside a Ray worker: train (or resume, or find) it and report. ``deadline`` is
+    a ``time.time()``: the run gets the time left when it starts (a cluster's clocks agree)."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     started = time.time()
     config = RunConfig.from_flat(**flat)
-    [result] = train_with_curves([config], runs_dir, data_lib.load(config.data.data))
+    time_limit = None if deadline is None else max(0.0, deadline - started)
+    [result] = train_with_curves([config], runs_dir, data_lib.load(config.data.data), time_limit=time_limit)
     return {**result.to_dict(), "seconds": time.time() - started}
 
 
 def train_with_curves(configs: Sequence[RunConfig], runs_dir: str | Path, dataset: data_lib.Dataset,
-                      on_epoch: Callable[[dict[str, float]], None] | None = None) -> list[RunResult]:
+                      on_epoch: Callable[[dict[str, float]], None] | None = None,
+                      time_limit: float | None = None) -> list[RunResult]:
     """Train replicates of one experiment (:func:`bnlib.train.train_replicates`), then store
     Figure 7's clamping curve of each finished run that needs one, on the training device,
-    with the data read once for both."""
-    from .analysis import clamp_curve
+    with the data read once for both. Past ``time_limit`` (seconds) no curve is started: such
+    a run is reported ``stopped`` (its training is stored; the next sweep adds the curve)."""
+    from .analysis import clamp_curve, clamp_missing
 
-    runs = train_replicates(configs, runs_dir, dataset=dataset, on_epoch=on_epoch)
+    started = time.monotonic()
+    runs = train_replicates(configs, runs_dir, dataset=dataset, on_epoch=on_epoch, time_limit=time_limit)
     for config, run in zip(configs, runs):
-        if run.status == "complete" and needs_clamping(config):
+        if run.status == "complete" and needs_clamping(config) and clamp_missing(run.run_dir):
+            if time_limit is not None and time.monotonic() - started >= time_limit:
+                run.status = "stopped"
+                continue
             clamp_curve(run.run_dir, dataset, device=resolve_device(config.train.device))
     return runs
 
@@ -127,11 +146,27 @@ def is_finished(configs: Sequence[RunConfig], runs_dir: str | Path) -> list[bool
     return done
 
 
+def report_line(config: RunConfig, out: dict[str, Any]) -> str:
+    """The line a sweep prints for a run its task returned (:func:`_train_task`'s dict)."""
+    t = config.train
+    head = f"{config.model.model} {t.trainable} seed {t.seed}: {out['status']}"
+    if out["status"] == "stopped":
+        head += f" by the time limit after epoch {out['epochs_completed']} of {t.epochs}"
+        if out["epochs_completed"] == t.epochs:
+            head += " (Figure 7's clamping curve left for the next sweep)"
+    accuracy = "no epoch trained" if out["test_accuracy"] is None else f"test accuracy {out['test_accuracy']:.2f}%"
+    return f"{head}, {accuracy}, {out['seconds']:.0f} s"
+
+
 def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | None = None,
         gpus_per_run: float | None = None, cpus_per_run: float | None = None, retries: int = 2,
-        progress: bool = True, log: str | Path | None = None) -> dict[str, Any]:
+        progress: bool = True, log: str | Path | None = None, deadline: float | None = None) -> dict[str, Any]:
     """Train every config not yet finished in ``runs_dir`` on Ray; return the counts. A line per
-    finished run goes to stdout and, if ``log`` is given, is appended to that file."""
+    finished or stopped run goes to stdout and, if ``log`` is given, is appended to that file.
+
+    ``deadline`` (a ``time.time()``): no run is launched after it, and running ones stop at
+    their last epoch boundary before it. ``stopped`` counts the runs it cut short or kept from
+    starting: 0 means the grid is done (but for ``failed`` runs)."""
     import ray
     from tqdm import tqdm
 
@@ -140,8 +175,22 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
         check_address(address)
     finished = is_finished(configs, runs_dir)
     todo = [c for c, done in zip(configs, finished) if not done]  # what is finished needs no worker
-    counts = {"trained": 0, "skipped": sum(finished), "failed": 0, "diverged": 0, "runs_dir": runs_dir}
+    counts = {"trained": 0, "skipped": sum(finished), "failed": 0, "diverged": 0, "stopped": 0,
+              "runs_dir": runs_dir}
+
+    def say(line: str) -> None:
+        print(line, flush=True)  # a log file sees each run as it finishes
+        if log:
+            # opened for each line: the log is a committed file, and a git command that
+            # rewrites it (checkout, stash) would leave a file held open writing to nowhere
+            with open(log, "a") as f:
+                f.write(line + "\n")
+
     if not todo:
+        return counts
+    if deadline is not None and time.time() >= deadline:
+        counts["stopped"] = len(todo)
+        say(f"time limit: {len(todo)} runs not started")
         return counts
 
     ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
@@ -153,9 +202,24 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
         cpus = cpus_per_run if cpus_per_run is not None else (1.0 if has_gpu else float(os.cpu_count() or 1))
         task = ray.remote(_train_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries,
                                                retry_exceptions=True)
-        pending = {task.remote(c.flat(), runs_dir, int(cpus) if not gpus else 0): c for c in todo}
+        waiting = list(reversed(todo))  # popped from the end: the grid's order
+        pending: dict = {}
         bar = tqdm(total=len(todo), desc="sweep", file=sys.stderr, disable=not progress)
-        while pending:
+        while pending or waiting:
+            # Launched as slots free up, not all at once, so that none starts after the deadline
+            # (the slots are counted again each time: a cluster may grow).
+            while waiting and len(pending) < _slots(ray.cluster_resources(), gpus, cpus):
+                if deadline is not None and time.time() >= deadline:
+                    counts["stopped"] += len(waiting)
+                    with tqdm.external_write_mode(file=sys.stdout):
+                        say(f"time limit: {len(waiting)} runs not started")
+                    bar.update(len(waiting))
+                    waiting = []
+                    break
+                config = waiting.pop()
+                pending[task.remote(config.flat(), runs_dir, int(cpus) if not gpus else 0, deadline)] = config
+            if not pending:
+                break
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 config = pending.pop(ref)
@@ -166,19 +230,13 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
                     counts["failed"] += 1
                     line = f"FAILED {config.model.model} {t.trainable} seed {t.seed}: {type(error).__name__}"
                 else:
-                    counts["trained"] += 1
+                    counts["stopped" if out["status"] == "stopped" else "trained"] += 1
                     counts["diverged"] += out["status"] == "diverged"
-                    line = (f"{config.model.model} {t.trainable} seed {t.seed}: {out['status']}, "
-                            f"test accuracy {out['test_accuracy']:.2f}%, {out['seconds']:.0f} s")
-                bar.write(line, file=sys.stdout)
-                sys.stdout.flush()  # a log file sees each run as it finishes
-                if log:
-                    # opened for each line: the log is a committed file, and a git command that
-                    # rewrites it (checkout, stash) would leave a file held open writing to nowhere
-                    with open(log, "a") as f:
-                        f.write(line + "\n")
+                    line = report_line(config, out)
+                with tqdm.external_write_mode(file=sys.stdout):  # the bar steps aside for the line
+                    say(line)
                 bar.update(1)
-                bar.set_postfix(done=counts["trained"], failed=counts["failed"], left=len(pending))
+                bar.set_postfix(done=counts["trained"], failed=counts["failed"], left=len(pending) + len(waiting))
         bar.close()
     finally:
         ray.shutdown()

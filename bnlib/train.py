@@ -4,6 +4,11 @@
 from the last checkpoint when it was interrupted, and otherwise trains from scratch. All
 randomness comes from generators seeded by (seed, epoch), so a resumed run replays exactly
 what an uninterrupted one would have done.
+
+With ``time_limit`` (seconds) a run stops at the last epoch boundary that fits: an epoch is not
+started when the epochs measured so far say it would end past the limit. The stopped run keeps
+its checkpoint, writes no ``result.json`` and reports status ``stopped``; called again, it
+resumes. So 160 epochs can span Slurm allocations, preemptible instances or shared GPU slots.
 """
 
 from __future__ import annotations
@@ -26,17 +31,18 @@ from torch.nn import functional as F
 
 from . import data as data_lib
 from . import results
+from .architectures import lookup
 from .config import ConfigError, RunConfig
-from .freezing import apply_trainable, canonical, parse_trainable
+from .freezing import apply_trainable, parse_trainable
 from .init import check_names
-from .models import build, fuse, parse_name, split_state, stack_states
+from .models import build, fuse, split_state, stack_states
 
 
 @dataclass
 class RunResult:
     run_dir: str
-    status: str  # complete | diverged
-    test_accuracy: float  # percent, after the last epoch
+    status: str  # complete | diverged | stopped (by the time limit: resumable, not finished)
+    test_accuracy: float | None  # percent, after the last epoch (None: stopped before any epoch)
     epochs_completed: int
     cached: bool  # True when the stored result was returned without training
     resumed_from_epoch: int  # 0 when trained from scratch
@@ -77,7 +83,7 @@ def resolve_device(name: str) -> torch.device:
 
 def validate(config: RunConfig) -> None:
     """Every check on user input that needs no data: raises ConfigError before anything is written."""
-    parse_name(config.model.model)
+    lookup(config.model.model)
     check_names(config.model.bn_init, config.model.feature_init)
     parse_trainable(config.train.trainable)
     lr_drop_fractions(config.train.lr_drops)
@@ -98,8 +104,7 @@ def validate(config: RunConfig) -> None:
 
 def locate(config: RunConfig, dataset: data_lib.Dataset, runs_dir: str | Path) -> Path:
     """The folder of this config's run in ``runs_dir`` (whether or not it exists yet)."""
-    identity = canonical(config.train.trainable, build(config.model.model, device="meta"))
-    return results.run_dir(runs_dir, config, dataset.fingerprint, identity)
+    return results.run_dir(runs_dir, config, dataset.fingerprint)
 
 
 def hardware(device: torch.device) -> str:
@@ -121,9 +126,12 @@ def train(
     dataset: data_lib.Dataset | None = None,
     progress: bool = False,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    time_limit: float | None = None,
 ) -> RunResult:
-    """Train one run, or return it from the store, or resume it. See the module docstring."""
-    return train_replicates([config], runs_dir, dataset=dataset, progress=progress, on_epoch=on_epoch)[0]
+    """Train one run, or return it from the store, or resume it; with ``time_limit`` (seconds),
+    stop at the last epoch boundary that fits. See the module docstring."""
+    return train_replicates([config], runs_dir, dataset=dataset, progress=progress, on_epoch=on_epoch,
+                            time_limit=time_limit)[0]
 
 
 def train_replicates(
@@ -133,6 +141,7 @@ def train_replicates(
     dataset: data_lib.Dataset | None = None,
     progress: bool = False,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    time_limit: float | None = None,
 ) -> list[RunResult]:
     """Train replicates of one experiment (configs that differ only in ``seed``) together, as
     one fused network (:func:`bnlib.models.fuse`) so that small networks fill a GPU.
@@ -140,8 +149,12 @@ def train_replicates(
     Each replicate keeps its own initialisation, data order, augmentation and BatchNorm
     statistics, and is stored as its own run, exactly as if trained alone: finished ones are
     returned from the store, interrupted ones resume (together when they stopped at the same
-    epoch), and a fused replicate can later be resumed alone and vice versa.
+    epoch), and a fused replicate can later be resumed alone and vice versa. ``time_limit``
+    (seconds from this call) is shared by all of them: see the module docstring.
     """
+    deadline = None if time_limit is None else _clock() + time_limit
+    if time_limit is not None and not time_limit >= 0:
+        raise ConfigError(f"time limit must be a number of seconds >= 0, got {time_limit!r}")
     for config in configs:
         validate(config)
     if len({c.replace(seed=0) for c in configs}) != 1 or len({c.train.seed for c in configs}) != len(configs):
@@ -162,7 +175,7 @@ def train_replicates(
             waiting.setdefault(start, []).append(i)
         for group in waiting.values():
             trained = _train_group([configs[i] for i in group], [folders[i] for i in group], dataset, progress,
-                                   on_epoch)
+                                   on_epoch, deadline)
             done.update(zip(group, trained))
     return [done[i] for i in range(len(configs))]
 
@@ -181,7 +194,7 @@ def _locked(folders: list[Path]):
     with contextlib.ExitStack() as stack:
         for folder in sorted(folders):  # one order for every process: no deadlock
             folder.mkdir(parents=True, exist_ok=True)
-            handle = stack.enter_context(open(folder / ".lock", "w"))
+            handle = stack.enter_context(open(folder / results.LOCK, "w"))
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -189,18 +202,33 @@ def _locked(folders: list[Path]):
 def _event(folder: Path, text: str) -> None:
     """Append one line to the run's ``events.log``: when it started, resumed and finished."""
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    with open(folder / "events.log", "a") as f:
+    with open(folder / results.EVENTS, "a") as f:
         f.write(f"{stamp} {text} pid={os.getpid()} host={platform.node()}\n")
 
 
+def _clock() -> float:
+    """Seconds on a clock that never jumps, for time limits (tests replace it)."""
+    return time.monotonic()
+
+
+def _epoch_estimate(measured: list[float], stored: list[dict[str, float]]) -> float | None:
+    """Seconds the next epoch will take: the median of the last five epochs this process
+    measured, its first one left out once there are others (it pays for compilation and
+    cuDNN's algorithm search); before any, the median of the stored epochs' seconds (measured
+    where the run trained before); None when nothing was measured yet."""
+    recent = (measured[1:] if len(measured) > 1 else measured)[-5:] or [row["seconds"] for row in stored][-5:]
+    return sorted(recent)[len(recent) // 2] if recent else None
+
+
 def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_lib.Dataset, progress: bool,
-                 on_epoch: Callable[[dict[str, float]], None] | None) -> list[RunResult]:
+                 on_epoch: Callable[[dict[str, float]], None] | None,
+                 deadline: float | None = None) -> list[RunResult]:
     t, m = configs[0].train, configs[0].model
     r = len(configs)
     device = resolve_device(t.device)
     for config, folder in zip(configs, folders):
         folder.mkdir(parents=True, exist_ok=True)
-        results.write_json(folder / results.CONFIG, {**config.flat(), **dataset.describe()})
+        results.write_json(folder / results.CONFIG, results.config_record(config, dataset.describe()))
 
     states = [results.load_torch(f / results.CHECKPOINT) if (f / results.CHECKPOINT).is_file() else None
               for f in folders]
@@ -228,7 +256,19 @@ def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_li
     ds = dataset.to(device)
     status = ["complete"] * r
     alive = list(range(r))
+    measured: list[float] = []  # seconds of each epoch this process trained, checkpoints included
     for epoch in range(start, t.epochs):
+        if deadline is not None:
+            estimate = _epoch_estimate(measured, metrics[alive[0]])
+            if _clock() + (estimate or 0.0) > deadline:
+                # Not started: it would end past the time limit. Every finished epoch's
+                # checkpoint is already written, so the next call resumes from this epoch.
+                for i in alive:
+                    status[i] = "stopped"
+                    _event(folders[i], f"stop epoch={epoch} time limit")
+                alive = []
+                break
+        began = _clock()
         rows = _run_epoch(step_model, optimizer, ds, configs, epoch, progress)
         model_states = split_state(model.state_dict(), r)
         optimizer_states = _split_optimizer(optimizer.state_dict(), r) if optimizer is not None else [None] * r
@@ -245,14 +285,15 @@ def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_li
             results.save_torch(folders[i] / results.CHECKPOINT, {
                 "epoch": epoch + 1, "model": model_states[i], "optimizer": optimizer_states[i], "metrics": metrics[i],
             })
+        measured.append(_clock() - began)
         if not alive:
             break
     if alive:
         final = split_state(model.state_dict(), r)
         for i in alive:
             _finish(folders[i], singles[i], final[i], metrics[i], "complete", device, ds)
-    return [RunResult(str(folders[i]), status[i], metrics[i][-1]["test_accuracy"], len(metrics[i]),
-                      cached=False, resumed_from_epoch=start) for i in range(r)]
+    return [RunResult(str(folders[i]), status[i], metrics[i][-1]["test_accuracy"] if metrics[i] else None,
+                      len(metrics[i]), cached=False, resumed_from_epoch=start) for i in range(r)]
 
 
 def _split_optimizer(state: dict, replicates: int) -> list[dict]:

@@ -1,23 +1,61 @@
 """The results the book ships (data/runs/<profile>/): plain files only, each run complete with
 what the chapters read, labelled with its data and hardware, and part of its profile's grid."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from bnlib import analysis, results, train
-from bnlib.config import RunConfig
+from bnlib import analysis, config as config_module, results
+from bnlib.config import RunConfig, TrainConfig
 from bnlib.data import describe_source
-from bnlib.profiles import PROFILES, Plan
+from bnlib.plan import PROFILES, Plan
 from bnlib.sweep import needs_clamping, profile_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 STORES = [p for p in sorted((ROOT / "data" / "runs").glob("*")) if p.is_dir()]
 FINISHED = [p.parent for store in STORES for p in sorted(store.glob("*/result.json"))]
+STORED = [p.parent for store in STORES for p in sorted(store.glob("*/config.json"))]
+
+
+def stored_config(run: Path) -> RunConfig:
+    return RunConfig.from_flat(**analysis.run_config_fields(run))
+
+
+def test_every_committed_run_is_at_the_address_its_config_gives():
+    """A sweep or a chapter finds a stored run by recomputing its address: a run whose folder
+    name differs would be trained again, and the book would not show it."""
+    assert len(STORED) >= 90
+    moved = [run for run in STORED
+             if results.address(stored_config(run), results.read_json(run / results.CONFIG)["data_fingerprint"])
+             != run.name]
+    assert not moved
+
+
+def test_a_new_defaulted_field_moves_no_run(monkeypatch):
+    """A field added later enters the hash only when its value differs from its default."""
+    extended = dataclasses.make_dataclass(
+        "TrainConfig", [("label_smoothing", float, dataclasses.field(default=0.0, metadata={"help": "", "hashed": True}))],
+        bases=(TrainConfig,), frozen=True)
+    monkeypatch.setattr(config_module, "CONFIG_TYPES", (*config_module.CONFIG_TYPES[:2], extended))
+    assert "label_smoothing" in stored_config(STORED[0]).flat()
+    for run in STORED:
+        fingerprint = results.read_json(run / results.CONFIG)["data_fingerprint"]
+        assert results.address(stored_config(run), fingerprint) == run.name
+    config = stored_config(STORED[0])
+    fingerprint = results.read_json(STORED[0] / results.CONFIG)["data_fingerprint"]
+    assert results.address(config.replace(label_smoothing=0.1), fingerprint) != STORED[0].name
+
+
+@pytest.mark.parametrize("name", [results.CONFIG, results.RESULT])
+def test_stored_records_name_their_data_by_file_name_not_by_path(name):
+    for run in STORED:
+        if (run / name).is_file():
+            record = results.read_json(run / name)
+            assert "/" not in str(record.get("data", "")) and "/" not in record["data_source"], run
 
 
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="not a git checkout")
@@ -33,9 +71,7 @@ def test_each_run_has_what_the_book_reads(run):
     assert result["hardware"] and result["torch_version"] and describe_source(result["data_source"])
     assert len(results.load_metrics_of(run)) == result["epochs_completed"]
     assert len(results.load_batchnorm(run)) > 0
-    config = RunConfig.from_flat(**analysis.run_config_fields(run))
-    # stored at the address its config gives, so that a sweep finds it instead of training it again
-    assert train.locate(config, SimpleNamespace(fingerprint=result["data_fingerprint"]), run.parent) == run
+    config = stored_config(run)
     if result["status"] == "complete" and needs_clamping(config):  # Figure 7 reads it
         assert len(analysis.clamp_curve(run, None)) == len(analysis.clamp_grid())
 

@@ -1,0 +1,162 @@
+"""What each figure needs, per profile: grids of run configs, and nothing else (no I/O).
+
+A profile fixes the scale: ``smoke`` (synthetic data, tiny networks, seconds: for CI),
+``cpu`` (real CIFAR-10 on a 2-core machine in hours) and ``paper`` (Appendix B exactly).
+:class:`Experiments` is a profile with a chapter's overrides applied; its methods are the
+grids of the paper's figures and appendices. The sweep, the book and the estimate all read
+these grids; finding and training their runs is :mod:`bnlib.plan`'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .architectures import canonical_name, lookup
+from .config import RunConfig
+from .init import BN_INITS, FEATURE_INITS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FIGURE2_MODES = ("all", "none", "bn", "bn,shortcut,output", "shortcut,output")
+FIGURE1_MODES = ("all", "all,-bn")
+# Appendix E: (label, trainable, normalize)
+ABLATIONS = (
+    ("γ/β/N", "bn", True), ("γ/N", "gamma", True), ("β/N", "beta", True), ("γ/β", "bn", False),
+    ("All", "all", True), ("None", "none", True),
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    data: str  # "" for the real data this machine has (:func:`bnlib.data.default_real_data`)
+    deep: tuple[str, ...]  # networks of the depth sweeps (W = 1)
+    wide: tuple[str, ...]  # networks of the width sweeps (D = 2)
+    case_study: str  # the paper's ResNet-110 (Figures 3, 5, 7)
+    init_networks: tuple[str, ...]  # Appendices C, D and E
+    epochs: int
+    seeds: int
+    runs_dir: str
+    # networks too costly here for the profile's seeds, with the replicates each gets instead
+    fewer_seeds: tuple[tuple[str, int], ...] = ()
+
+
+PROFILES = {
+    "smoke": Profile("smoke", "synthetic", ("resnet-8", "resnet-14"), ("wrn-8-1", "wrn-8-2"), "resnet-8",
+                     ("resnet-8",), epochs=1, seeds=1, runs_dir=str(ROOT / ".cache" / "runs-smoke")),
+    # Sized for about 12 hours of a 2-core CPU from the speeds its first runs measured (README: the
+    # grid, its cost): with 3 seeds of ResNet-32 and WRN-14-2 it came to about 16.
+    "cpu": Profile("cpu", "", ("resnet-14", "resnet-32", "resnet-56"), ("wrn-14-1", "wrn-14-2", "wrn-14-4"),
+                   "resnet-32", ("resnet-14",), epochs=2, seeds=3, runs_dir=str(ROOT / "data" / "runs" / "cpu"),
+                   fewer_seeds=(("resnet-32", 2), ("wrn-14-2", 2), ("resnet-56", 1), ("wrn-14-4", 1))),
+    "paper": Profile("paper", "cifar10",
+                     ("resnet-14", "resnet-32", "resnet-56", "resnet-110", "resnet-218", "resnet-434", "resnet-866"),
+                     ("wrn-14-1", "wrn-14-2", "wrn-14-4", "wrn-14-8", "wrn-14-16", "wrn-14-32"),
+                     "resnet-110", ("resnet-14", "resnet-32", "resnet-56", "resnet-110", "resnet-218",
+                                    "resnet-434", "resnet-866", "wrn-14-2", "wrn-14-4", "wrn-14-8",
+                                    "wrn-14-16", "wrn-14-32"),
+                     epochs=160, seeds=5, runs_dir=str(ROOT / "data" / "runs" / "paper")),
+}
+
+
+@dataclass(frozen=True)
+class Experiments:
+    """A profile with a chapter's overrides applied (``None`` keeps the profile's value): the
+    scale of every grid it builds, and the grids."""
+
+    profile: Profile
+    models: tuple[str, ...] | None = None  # None: the profile's deep and wide networks
+    modes: tuple[str, ...] | None = None  # None: each figure's own modes
+    seeds: int | None = None
+    epochs: int | None = None
+    data: str | None = None
+    device: str = "auto"
+
+    # ------------------------------------------------------------------ the scale
+    @property
+    def n_seeds(self) -> int:
+        return self.seeds or self.profile.seeds
+
+    @property
+    def n_epochs(self) -> int:
+        return self.epochs or self.profile.epochs
+
+    @property
+    def data_source(self) -> str:
+        from .data import default_real_data
+
+        return self.data or self.profile.data or default_real_data()
+
+    def seeds_of(self, network: str) -> int:
+        """Replicates of one network: the profile's, or fewer for its costliest networks unless a
+        chapter asks for a number of seeds."""
+        return self.n_seeds if self.seeds is not None else dict(self.profile.fewer_seeds).get(network, self.n_seeds)
+
+    def scale(self) -> str:
+        """'2 epochs, 3 seed(s) (2 for resnet-32, wrn-14-2; 1 for resnet-56)': what this plan trains."""
+        fewer: dict[int, list[str]] = {}
+        for network in self.networks():
+            if self.seeds_of(network) != self.n_seeds:
+                fewer.setdefault(self.seeds_of(network), []).append(network)
+        note = "; ".join(f"{n} for {', '.join(nets)}" for n, nets in sorted(fewer.items(), reverse=True))
+        return f"{self.n_epochs} epochs, {self.n_seeds} seed(s)" + (f" ({note})" if note else "")
+
+    def networks(self, which: str = "all") -> tuple[str, ...]:
+        """The deep networks, the wide ones, or both (``"deep"``, ``"wide"``, ``"all"``), each
+        by its one name: the wide series starts at ``resnet-14`` (which WRN-14-1 is). Networks a
+        chapter names are placed in a series by their width (the registry's coordinates)."""
+        if self.models:
+            deep = tuple(m for m in self.models if lookup(m).series == "deep")
+            wide = tuple(m for m in self.models if lookup(m).series == "wide")
+        else:
+            deep, wide = self.profile.deep, self.profile.wide
+        deep, wide = (tuple(dict.fromkeys(map(canonical_name, names))) for names in (deep, wide))
+        return {"deep": deep, "wide": wide, "all": tuple(dict.fromkeys(deep + wide))}[which]
+
+    def case_study(self) -> str:
+        nets = self.networks()
+        return self.profile.case_study if self.profile.case_study in nets or not self.models else nets[-1]
+
+    # ------------------------------------------------------------------ the grids
+    def config(self, model: str, trainable: str, seed: int, **fields) -> RunConfig:
+        return RunConfig.from_flat(model=model, trainable=trainable, seed=seed, epochs=self.n_epochs,
+                                   data=self.data_source, device=self.device, **fields)
+
+    def grid(self, networks: Iterable[str], modes: Iterable[str], **fields) -> list[RunConfig]:
+        modes = self.modes or tuple(modes)
+        configs = [self.config(n, m, s, **fields) for n in networks for m in modes for s in range(self.seeds_of(n))]
+        return list(dict.fromkeys(configs))
+
+    def figure1(self) -> list[RunConfig]:
+        return self.grid(self.networks(), FIGURE1_MODES)
+
+    def figure2(self) -> list[RunConfig]:
+        return self.grid(self.networks(), FIGURE2_MODES)
+
+    def gamma_grid(self) -> list[RunConfig]:
+        """Figures 5, 6 and 7: the All and BatchNorm-only runs of Figure 2, whose γ they study."""
+        return [c for c in self.figure2() if c.train.trainable in ("all", "bn")]
+
+    def _init_networks(self) -> list[str]:
+        return [n for n in self.profile.init_networks if n in self.networks()] or list(self.networks()[:1])
+
+    def bn_init_grid(self) -> list[RunConfig]:
+        """Figure 2's purple line and Appendix D: every BatchNorm init (the init registry's) on
+        the init networks."""
+        return [c for init in BN_INITS for c in self.grid(self._init_networks(), ("all", "bn"), bn_init=init)]
+
+    def feature_init_grid(self) -> list[RunConfig]:
+        """Appendix C: BatchNorm-only training with each feature initialisation of the registry."""
+        return [c for init in FEATURE_INITS for c in self.grid(self._init_networks(), ("bn",), feature_init=init)]
+
+    def ablation_grid(self) -> list[RunConfig]:
+        """Appendix E: gamma, beta and normalisation switched on and off."""
+        return [self.config(n, mode, s, normalize=norm)
+                for n in self._init_networks() for _, mode, norm in ABLATIONS for s in range(self.seeds_of(n))]
+
+    def all_runs(self) -> list[RunConfig]:
+        """Every run the chapters need: Figures 1 and 2 and Appendices C, D and E, each once."""
+        return list(dict.fromkeys(self.figure1() + self.figure2() + self.bn_init_grid()
+                                  + self.feature_init_grid() + self.ablation_grid()))
