@@ -14,49 +14,20 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from torch import nn
 
 from ..errors import ConfigError
+from .network import Family, Network
 
-
-@dataclass(frozen=True)
-class Network:
-    """A parsed network name: its one canonical spelling, its family and coordinates."""
-
-    name: str  # canonical: wrn-14-1 is resnet-14, so both name one network
-    family: str
-    depth: int  # the x axis of the depth figures (D: residual blocks per stage for ResNets)
-    width: int  # the x axis of the width figures (W: multiplier of the base widths); 1 = not widened
-    options: tuple[tuple[str, int], ...] = field(default=())  # anything else the builder needs
-
-    @property
-    def series(self) -> str:
-        """``deep`` for the networks of the depth sweeps (W = 1), else ``wide``."""
-        return "deep" if self.width == 1 else "wide"
-
-
-class Family(Protocol):
-    name: str
-    forms: str  # the names it takes, for error messages: "resnet-N (N = 6D+2), wrn-N-W"
-
-    def parse(self, name: str) -> Network | None:
-        """The network ``name`` (stripped, lower case) names, ``None`` if not of this family;
-        raises ConfigError for a name of this family with impossible numbers."""
-
-    def build(self, network: Network, *, normalize: bool, num_classes: int, runs: int) -> nn.Module:
-        """The uninitialised network (``runs`` fused copies) from :mod:`bnlib.layers`."""
-
-    def cost(self, network: Network) -> float:
-        """Relative training cost (multiply-adds per image up to a constant), to order sweeps."""
+__all__ = ["FAMILIES", "Family", "Network", "build_network", "canonical_name", "cost", "family", "lookup",
+           "register", "unregister"]
 
 
 def _families() -> list[Family]:
-    from . import resnet
+    from .resnet import FAMILY as RESNET
 
-    return [resnet.FAMILY]  # add a family here
+    return [RESNET]  # add a family here
 
 
 FAMILIES: list[Family] = _families()

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError
 from ..layers import BatchNorm2d, Conv2d, Linear
-from . import Network
+from .network import Network
 
 
 class Block(nn.Module):
