@@ -9,8 +9,16 @@ Sources, chosen by the ``data`` config field:
   CIFAR-10 is its own label order);
 * ``synthetic``: a small, seeded, learnable CIFAR-shaped data set for tests.
 
+Each source is checked before any training (:func:`check_contents`): an archive must end
+properly (a cut download is refused, not trained on), a source that claims to be CIFAR-10 (by its
+kind or a name such as ``cifar10-jpeg.tar.gz``) must hold CIFAR-10's 10 classes of 32x32 RGB
+images, 5,000 train and 1,000 test per class, and any other image folder at least two classes of
+images of one size. :func:`summary` says what a data set holds.
+
 Each source is decoded once into a uint8 cache (``$BNLIB_CACHE``, default ``~/.cache/bnlib``)
-together with a fingerprint of its pixels and labels, which every run records.
+together with a fingerprint of its pixels and labels, which every run records. A cache that
+cannot be read or no longer matches its fingerprint is deleted, with a warning, and the source
+decoded again.
 Augmentation follows Appendix B: random crop with 4-pixel zero padding and random horizontal
 flip, as tensor operations on a whole batch on the training device.
 """
@@ -18,12 +26,16 @@ flip, as tensor operations on a whole batch on the training device.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import io
 import json
 import os
 import pickle
+import re
 import tarfile
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -35,6 +47,11 @@ from .errors import ConfigError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 CACHE_VERSION = 2
+GZIP_MAGIC = b"\x1f\x8b"
+# What a source that claims to be CIFAR-10 must hold (Krizhevsky, 2009).
+CIFAR10_CLASSES = 10
+CIFAR10_SIZE = (32, 32)
+CIFAR10_PER_CLASS = {"train": 5000, "test": 1000}
 
 
 class DataUnavailable(ConfigError):
@@ -105,9 +122,16 @@ def check_source(data: str) -> str:
     if not path.exists():
         raise ConfigError(f"data path {data!r} does not exist")
     if path.is_file():
-        if path.name.endswith((".tar.gz", ".tgz", ".tar")):
-            return "image-folder-tar"
-        raise ConfigError(f"data file {data!r} is not a .tar.gz of an image folder")
+        if not path.name.endswith((".tar.gz", ".tgz", ".tar")):
+            raise ConfigError(f"data file {data!r} is not a .tar.gz of an image folder")
+        # Cheap checks here; whether the archive ends properly is checked when it is decoded.
+        with open(path, "rb") as f:
+            magic = f.read(2)
+        if not magic:
+            raise ConfigError(f"data file {data!r} is empty, not an archive")
+        if path.name.endswith((".gz", ".tgz")) and magic != GZIP_MAGIC:
+            raise ConfigError(f"data file {data!r} is not gzip-compressed, though its name says it is")
+        return "image-folder-tar"
     if (path / "cifar-10-batches-py").is_dir() or (path / "data_batch_1").is_file():
         return "torchvision"
     if (path / "train").is_dir() and (path / "test").is_dir():
@@ -118,7 +142,8 @@ def check_source(data: str) -> str:
 
 
 def load(data: str) -> Dataset:
-    """Load a source (see the module docstring), decoding it only the first time."""
+    """Load a source (see the module docstring), decoding it only the first time, and check
+    what it holds (:func:`check_contents`). Raises ConfigError with one line naming the source."""
     kind = check_source(data)
     if kind == "synthetic":
         return synthetic()
@@ -128,14 +153,96 @@ def load(data: str) -> Dataset:
             _download_cifar10(root)
         data, kind = str(root), "torchvision"
     path = Path(data).expanduser().resolve()
+    cifar10 = claims_cifar10(kind, path)
     key = _source_key(path)
     cached = cache_dir() / f"{kind}-{key}.npz"
-    if cached.is_file():
-        return _read_cache(cached)
+    dataset = _read_cache(cached) if cached.is_file() else None
+    if dataset is not None:
+        # Cheap (label counts and shapes), and catches a cache written before these checks.
+        check_contents(dataset.train_x, dataset.train_y, dataset.test_x, dataset.test_y, dataset.classes,
+                       str(path), cifar10)
+        return dataset
     arrays = _decode_torchvision(path) if kind == "torchvision" else _decode_image_folder(path)
+    check_contents(*arrays, str(path), cifar10)
     dataset = from_arrays(*arrays, source=f"{kind}:{path.name}")
     _write_cache(cached, dataset)
     return dataset
+
+
+def claims_cifar10(kind: str, path: Path) -> bool:
+    """Whether a source says it is CIFAR-10: torchvision's CIFAR-10 files, or a file or folder
+    named like ``cifar10-jpeg.tar.gz`` or ``cifar-10`` (but not ``cifar100``)."""
+    return kind in ("cifar10", "torchvision") or re.search(r"cifar[-_]?10(?!\d)", path.name.lower()) is not None
+
+
+def _counts(labels, n_classes: int) -> np.ndarray:
+    labels = np.asarray(labels).astype(np.int64, copy=False)
+    return np.bincount(labels[(labels >= 0) & (labels < n_classes)], minlength=n_classes)
+
+
+def _split_text(counts: np.ndarray) -> str:
+    if not len(counts):
+        return "0"
+    low, high = int(counts.min()), int(counts.max())
+    per_class = f"{low:,} per class" if low == high else f"{low:,} to {high:,} per class"
+    return f"{int(counts.sum()):,} ({per_class})"
+
+
+def _summary(train_y, test_y, n_classes: int) -> str:
+    return (f"{n_classes} classes; train {_split_text(_counts(train_y, n_classes))}; "
+            f"test {_split_text(_counts(test_y, n_classes))}")
+
+
+def summary(dataset: Dataset) -> str:
+    """What a data set holds, in one line, e.g.
+    "10 classes; train 50,000 (5,000 per class); test 10,000 (1,000 per class)"."""
+    return _summary(dataset.train_y.cpu(), dataset.test_y.cpu(), len(dataset.classes))
+
+
+def check_contents(train_x, train_y, test_x, test_y, classes, where: str, cifar10: bool = False) -> None:
+    """Refuse, with one line naming ``where`` and saying what it holds, a data set a run cannot
+    use: fewer than two classes, labels outside the classes, a class missing from a split,
+    images that are not (N, 3, H, W) uint8 of one size; and, when the source claims to be
+    CIFAR-10 (``cifar10``), anything but 10 classes of 32x32 RGB images with 5,000 train and
+    1,000 test images per class. Arrays or tensors; only shapes and labels are read."""
+    n = len(classes)
+    holds = _summary(train_y, test_y, n)
+    sizes = []
+    for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
+        shape, labels = tuple(x.shape), np.asarray(y)
+        if len(shape) != 4 or shape[1] != 3 or shape[0] != len(labels) or str(x.dtype).rpartition(".")[2] != "uint8":
+            raise ConfigError(f"{where}: {split} images are {shape} of {x.dtype} for {len(labels)} labels, "
+                              "not (N, 3, H, W) uint8 RGB images with one label each")
+        if len(labels) and (labels.min() < 0 or labels.max() >= n):
+            raise ConfigError(f"{where}: {split} labels run from {labels.min()} to {labels.max()}, "
+                              f"outside the {n} classes")
+        sizes.append(shape[2:])
+    if sizes[0] != sizes[1]:
+        raise ConfigError(f"{where}: train images are {_size(sizes[0])} but test images {_size(sizes[1])}")
+    if cifar10:
+        expected = (f"a CIFAR-10 source must hold {CIFAR10_CLASSES} classes of {_size(CIFAR10_SIZE)} RGB images, "
+                    f"{CIFAR10_PER_CLASS['train']:,} train and {CIFAR10_PER_CLASS['test']:,} test per class")
+        if n != CIFAR10_CLASSES:
+            raise ConfigError(f"{where}: {expected}; it holds {holds}")
+        if sizes[0] != CIFAR10_SIZE:
+            raise ConfigError(f"{where}: {expected}; its images are {_size(sizes[0])} ({holds})")
+        for split, y in (("train", train_y), ("test", test_y)):
+            counts = _counts(y, n)
+            wrong = [i for i in range(n) if counts[i] != CIFAR10_PER_CLASS[split]]
+            if wrong:
+                raise ConfigError(f"{where}: {expected}; it holds {holds} ({split} {classes[wrong[0]]} has "
+                                  f"{int(counts[wrong[0]]):,}; a download or copy cut short?)")
+        return
+    if n < 2:
+        raise ConfigError(f"{where}: a data set needs at least 2 classes; it holds {holds}")
+    for split, y in (("train", train_y), ("test", test_y)):
+        counts = _counts(y, n)
+        if counts.min() == 0:
+            raise ConfigError(f"{where}: class {classes[int(counts.argmin())]} has no {split} images; it holds {holds}")
+
+
+def _size(hw) -> str:
+    return f"{hw[1]}x{hw[0]}"  # width x height, as image tools say it
 
 
 def _download_cifar10(root: Path) -> None:
@@ -171,15 +278,21 @@ def _decode_torchvision(path: Path) -> tuple[np.ndarray, ...]:
         y = np.concatenate([np.asarray(b["labels"]) for b in batches])
         return x.astype(np.uint8), y.astype(np.int64)
 
-    train = read([f"data_batch_{i}" for i in range(1, 6)])
-    test = read(["test_batch"])
+    try:
+        train = read([f"data_batch_{i}" for i in range(1, 6)])
+        test = read(["test_batch"])
+    except (KeyError, ValueError, TypeError) as error:  # a batch of the wrong shape or keys
+        raise ConfigError(f"{folder}: CIFAR-10 batch files of the wrong layout ({_one_line(error)})") from None
     return (*train, *test, classes)
 
 
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        raw = pickle.load(f, encoding="bytes")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+    try:
+        with open(path, "rb") as f:
+            raw = pickle.load(f, encoding="bytes")
+        return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+    except Exception as error:  # missing, cut short, not a pickle: one message for all
+        raise ConfigError(f"{path}: not a readable CIFAR-10 batch file ({_one_line(error)})") from None
 
 
 def _decode_image_folder(path: Path) -> tuple[np.ndarray, ...]:
@@ -198,10 +311,8 @@ def _decode_image_folder(path: Path) -> tuple[np.ndarray, ...]:
                 return
 
     if path.is_file():
-        with tarfile.open(path) as tar:
-            for member in tar:
-                if member.isfile():
-                    add(member.name, lambda m=member: tar.extractfile(m).read())
+        for name, blob in _tar_files(path):
+            add(name, lambda: blob)
     else:
         for file in path.rglob("*"):
             if file.is_file():
@@ -209,34 +320,96 @@ def _decode_image_folder(path: Path) -> tuple[np.ndarray, ...]:
 
     classes = sorted({cls for split, cls in found if split == "train"})
     test_classes = sorted({cls for split, cls in found if split == "test"})
-    if not classes or test_classes != classes:
-        raise ConfigError(f"{path}: train/ and test/ must hold image folders of the same classes")
+    if not found:
+        raise ConfigError(f"{path}: holds no images under train/<class>/ and test/<class>/")
+    if test_classes != classes:
+        only_train = sorted(set(classes) - set(test_classes))
+        only_test = sorted(set(test_classes) - set(classes))
+        raise ConfigError(
+            f"{path}: train/ and test/ must hold image folders of the same classes; train/ has "
+            f"{len(classes)}, test/ has {len(test_classes)}"
+            + (f"; only in train/: {', '.join(only_train[:5])}" if only_train else "")
+            + (f"; only in test/: {', '.join(only_test[:5])}" if only_test else ""))
+    size: tuple[tuple[int, int], str] | None = None  # the first image's (width, height) and name
 
     def split(name: str) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal size
         images, labels = [], []
         for label, cls in enumerate(classes):
             for file_name, blob in sorted(found[(name, cls)]):
-                image = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
-                if image.shape != (32, 32, 3):
-                    raise ConfigError(f"{path}: {name}/{cls}/{file_name} is {image.shape[:2]}, not 32x32")
-                images.append(image)
+                where = f"{name}/{cls}/{file_name}"
+                try:
+                    with Image.open(io.BytesIO(blob)) as opened:
+                        image = opened.convert("RGB")
+                        image.load()
+                except Exception as error:  # truncated, not an image, an unknown mode
+                    raise ConfigError(f"{path}: {where} is not a readable RGB image ({_one_line(error)})") from None
+                if size is None:
+                    size = (image.size, where)
+                elif image.size != size[0]:
+                    raise ConfigError(f"{path}: {where} is {image.size[0]}x{image.size[1]} but {size[1]} is "
+                                      f"{size[0][0]}x{size[0][1]}; every image must have one size")
+                images.append(np.asarray(image))
                 labels.append(label)
         return np.stack(images).transpose(0, 3, 1, 2).copy(), np.asarray(labels, dtype=np.int64)
 
     return (*split("train"), *split("test"), classes)
 
 
-def from_arrays(train_x, train_y, test_x, test_y, classes, source: str) -> Dataset:
+def _tar_files(path: Path) -> list[tuple[str, bytes]]:
+    """The regular files of a ``.tar`` or ``.tar.gz``, read in memory (never extracted to disk),
+    after checking that the archive ends properly: a gzip stream that is complete and intact,
+    and a tar that ends with its two zero blocks. ``tarfile`` alone stops silently at a tar cut
+    exactly between two members, so a cut download would otherwise load as a smaller data set."""
+    raw = path.read_bytes()  # the whole archive: 20 MB for CIFAR-10 as JPEG, 93 MB unpacked
+    if not raw:
+        raise ConfigError(f"{path}: empty file, not an archive")
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except EOFError:
+            raise ConfigError(f"{path}: the gzip stream is cut short (a truncated download or copy?)") from None
+        except (OSError, zlib.error) as error:  # BadGzipFile is an OSError; also a bad CRC or length
+            raise ConfigError(f"{path}: damaged gzip stream ({_one_line(error)})") from None
+    elif path.name.endswith((".gz", ".tgz")):
+        raise ConfigError(f"{path}: not gzip-compressed, though its name says it is")
+    files = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            for member in tar:
+                if member.isfile():
+                    files.append((member.name, tar.extractfile(member).read()))
+            end = tar.offset  # where the header after the last member was looked for
+    except tarfile.TarError as error:
+        raise ConfigError(f"{path}: not a readable tar archive ({_one_line(error)})") from None
+    marker = bytes(2 * tarfile.BLOCKSIZE)
+    if raw[end:end + len(marker)] != marker:
+        raise ConfigError(f"{path}: the archive stops after {len(files):,} files without its end-of-archive "
+                          "marker (a truncated download or copy?)")
+    return files
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def fingerprint(train_x, train_y, test_x, test_y) -> str:
+    """sha256 prefix over the pixels and labels of both splits, as every run records it."""
     h = hashlib.sha256()
     for array in (train_x, train_y, test_x, test_y):
-        h.update(np.ascontiguousarray(array).tobytes())
+        h.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # the bytes of tobytes(), no copy
+    return h.hexdigest()[:16]
+
+
+def from_arrays(train_x, train_y, test_x, test_y, classes, source: str) -> Dataset:
     # Normalisation constants from the training images themselves, one channel at a time
     # (float64 over the whole set at once would need gigabytes).
     mean, std = zip(*[(c.mean() / 255.0, c.std() / 255.0) for c in np.moveaxis(train_x, 1, 0).astype(np.float32)])
     return Dataset(
         torch.from_numpy(np.ascontiguousarray(train_x)), torch.from_numpy(train_y),
         torch.from_numpy(np.ascontiguousarray(test_x)), torch.from_numpy(test_y),
-        list(classes), source, h.hexdigest()[:16],
+        list(classes), source, fingerprint(train_x, train_y, test_x, test_y),
         torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32),
     )
 
@@ -251,31 +424,54 @@ def _write_cache(path: Path, ds: Dataset) -> None:
     os.replace(tmp, path)  # atomic: a killed decode never leaves a half-written cache
 
 
-def _read_cache(path: Path) -> Dataset:
-    with np.load(path) as z:
-        meta = json.loads(str(z["meta"]))
-        return Dataset(
-            torch.from_numpy(z["train_x"]), torch.from_numpy(z["train_y"]),
-            torch.from_numpy(z["test_x"]), torch.from_numpy(z["test_y"]),
-            meta["classes"], meta["source"], meta["fingerprint"],
-            torch.tensor(meta["mean"]), torch.tensor(meta["std"]),
+def _read_cache(path: Path) -> Dataset | None:
+    """The cached data set, or None after deleting a cache that cannot be read or whose pixels
+    and labels no longer match the fingerprint it records (recomputing it takes a fraction of a
+    second for CIFAR-10), so that the caller decodes the source again."""
+    try:
+        with open(path, "rb") as f, np.load(f) as z:  # np.load(path) leaks the file when it is not a zip
+            meta = json.loads(str(z["meta"]))
+            arrays = [z[k] for k in ("train_x", "train_y", "test_x", "test_y")]
+        dataset = Dataset(
+            *(torch.from_numpy(a) for a in arrays),
+            [str(c) for c in meta["classes"]], str(meta["source"]), str(meta["fingerprint"]),
+            torch.tensor(meta["mean"], dtype=torch.float32), torch.tensor(meta["std"], dtype=torch.float32),
         )
+        if not all(a.dtype == t for a, t in zip(arrays, (np.uint8, np.int64) * 2)) or dataset.mean.shape != (3,) \
+                or dataset.std.shape != (3,):
+            problem = "its arrays have the wrong types or shapes"
+        elif fingerprint(*arrays) != dataset.fingerprint:
+            problem = "its pixels and labels do not match the fingerprint it records"
+        else:
+            return dataset
+    except Exception as error:  # cut short, not a zip, a missing key, bad metadata
+        problem = f"it cannot be read: {_one_line(error)}"
+    warnings.warn(f"bnlib: the decode cache {path} is damaged ({problem}); deleting it and decoding the "
+                  "data again", stacklevel=3)
+    try:
+        path.unlink()
+    except OSError:
+        pass  # another process removed or replaced it; decoding again rewrites it atomically
+    return None
 
 
-def synthetic(train_size: int = 1024, test_size: int = 256, seed: int = 1234) -> Dataset:
+def synthetic(train_size: int = 1024, test_size: int = 256, seed: int = 1234, num_classes: int = 10) -> Dataset:
     """A learnable CIFAR-shaped data set: each class is a smooth random colour pattern, each
     image that pattern plus noise. Smooth, so crops and flips keep the class recognisable."""
+    if num_classes < 2:
+        raise ConfigError(f"a data set needs at least 2 classes, got {num_classes}")
     g = torch.Generator().manual_seed(seed)
-    classes = [f"class{i}" for i in range(10)]
-    coarse = torch.rand(10, 3, 4, 4, generator=g)
+    classes = [f"class{i}" for i in range(num_classes)]
+    coarse = torch.rand(num_classes, 3, 4, 4, generator=g)
     patterns = torch.nn.functional.interpolate(coarse, size=32, mode="bilinear", align_corners=False)
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = torch.randint(0, 10, (n,), generator=g)
+        y = torch.randint(0, num_classes, (n,), generator=g)
         x = 128 + 200 * (patterns[y] - 0.5) + 10 * torch.randn(n, 3, 32, 32, generator=g)
         return x.clamp(0, 255).to(torch.uint8).numpy(), y.numpy()
 
-    return from_arrays(*draw(train_size), *draw(test_size), classes, source=f"synthetic:seed={seed}")
+    source = f"synthetic:seed={seed}" + (f",classes={num_classes}" if num_classes != 10 else "")
+    return from_arrays(*draw(train_size), *draw(test_size), classes, source=source)
 
 
 # --------------------------------------------------------------------------- batches

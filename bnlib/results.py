@@ -26,6 +26,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -57,6 +59,9 @@ ADDRESS_FIELDS = frozenset({
     "model", "bn_init", "feature_init", "normalize", "data", "augment", "trainable", "epochs", "seed",
     "batch_size", "lr", "momentum", "weight_decay", "lr_drops", "precision",
 })
+
+
+RUN_FOLDER = re.compile(r".+_[0-9a-f]{12}")  # what address() names; other folders are not runs
 
 
 def address(config: RunConfig, data_fingerprint: str) -> str:
@@ -124,8 +129,28 @@ def load_torch(path: Path, map_location: str | torch.device = "cpu") -> Any:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+class Unreadable(Exception):
+    """A file of the store that cannot be read, with its path and why."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+
+class StoreWarning(UserWarning):
+    """A run of the store that is skipped because one of its files cannot be read."""
+
+
 def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    """A JSON object from a file; anything else (missing, cut short, not an object) is
+    :class:`Unreadable`, naming the file."""
+    try:
+        payload = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Unreadable(path, f"cannot be read as JSON ({error})") from None
+    if not isinstance(payload, dict):
+        raise Unreadable(path, f"holds a JSON {type(payload).__name__}, not an object")
+    return payload
 
 
 # --------------------------------------------------------------------------- readers
@@ -141,26 +166,38 @@ def run_dirs(runs_dir: str | Path) -> list[Path]:
     return sorted(p.parent for p in root.glob(f"*/{CONFIG}")) if root.is_dir() else []
 
 
+def _row(folder: Path) -> dict[str, Any]:
+    """One run's row of :func:`load`; raises :class:`Unreadable` naming the damaged file."""
+    row: dict[str, Any] = read_config(folder)
+    if (folder / RESULT).is_file():
+        result = read_json(folder / RESULT)
+        if result.get("status") not in ("complete", "diverged") or "test_accuracy" not in result:
+            raise Unreadable(folder / RESULT, "has no status complete or diverged and no test_accuracy")
+        # result.json records the device the run resolved to (cuda, cpu); the config's own
+        # "device" field (e.g. "auto") keeps its column, so the table reads back the config.
+        result["device_used"] = result.pop("device", None)
+        row.update(result)
+    else:
+        row["status"] = "incomplete"
+        metrics = load_metrics_of(folder)
+        if len(metrics):
+            row.update(metrics.iloc[-1].to_dict())
+    row["run_dir"] = str(folder)
+    return row
+
+
 def load(runs_dir: str | Path) -> pd.DataFrame:
     """Every run under ``runs_dir``, one row each: its config fields, ``status``
-    (complete, diverged, or incomplete for a run still training or interrupted),
-    the final (or latest) epoch's metrics, and ``run_dir``."""
+    (complete, diverged, or incomplete for a run still training, interrupted or stopped),
+    the final (or latest) epoch's metrics, and ``run_dir``. A run with a file that cannot be
+    read is left out with a :class:`StoreWarning` naming the file and why: one bad file never
+    hides the rest (``python -m bnlib check`` lists them all)."""
     rows = []
     for folder in run_dirs(runs_dir):
-        row: dict[str, Any] = read_config(folder)
-        if (folder / RESULT).is_file():
-            result = read_json(folder / RESULT)
-            # result.json records the device the run resolved to (cuda, cpu); the config's own
-            # "device" field (e.g. "auto") keeps its column, so the table reads back the config.
-            result["device_used"] = result.pop("device", None)
-            row.update(result)
-        else:
-            row["status"] = "incomplete"
-            metrics = load_metrics_of(folder)
-            if len(metrics):
-                row.update(metrics.iloc[-1].to_dict())
-        row["run_dir"] = str(folder)
-        rows.append(row)
+        try:
+            rows.append(_row(folder))
+        except Unreadable as error:
+            warnings.warn(f"skipped run {folder.name}: {error}", StoreWarning, stacklevel=2)
     # an empty store still has the columns, so that filters on them work
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*RunConfig().flat(), *EMPTY_COLUMNS])
 
@@ -187,16 +224,85 @@ def find(runs_dir: str | Path, configs: Iterable[RunConfig], fingerprint: str | 
     return (pd.DataFrame(rows).reset_index(drop=True) if rows else stored.iloc[:0]), missing
 
 
+def check(runs_dir: str | Path) -> list[dict[str, Any]]:
+    """The state of every run folder under ``runs_dir``, one dict each (``run``, ``state``,
+    ``epochs``, ``detail``): ``complete`` or ``diverged`` (finished), ``stopped`` (by a time
+    limit, resumable), ``interrupted`` (resumable from its checkpoint, or from scratch),
+    ``unreadable`` (a file that cannot be read: which, and why)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise Unreadable(root, "is not a folder")
+    states = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and RUN_FOLDER.fullmatch(p.name)):
+        state: dict[str, Any] = {"run": folder.name, "state": "", "epochs": 0, "detail": ""}
+        try:
+            if not (folder / CONFIG).is_file():
+                raise Unreadable(folder / CONFIG, "is missing")
+            read_config(folder)
+            epochs = len(load_metrics_of(folder))
+            if (folder / RESULT).is_file():
+                result = _row(folder)
+                state.update(state=result["status"], epochs=int(result["epochs_completed"]),
+                             detail=f"test accuracy {result['test_accuracy']:.2f}%")
+            elif (folder / CHECKPOINT).is_file():
+                epochs = int(load_torch(folder / CHECKPOINT)["epoch"])
+                stopped = _last_event(folder).startswith("stop")
+                state.update(state="stopped" if stopped else "interrupted", epochs=epochs,
+                             detail=f"resumes from its checkpoint after epoch {epochs}")
+            else:
+                state.update(state="interrupted", epochs=epochs, detail="no checkpoint: starts again from scratch")
+        except Unreadable as error:
+            state.update(state="unreadable", detail=str(error))
+        except Exception as error:  # a checkpoint torch cannot load: any of its errors
+            state.update(state="unreadable",
+                         detail=f"{folder / CHECKPOINT}: cannot be loaded ({type(error).__name__}: "
+                                f"{str(error).splitlines()[0] if str(error) else ''})")
+        states.append(state)
+    return states
+
+
+def _last_event(folder: Path) -> str:
+    """The last line of a run's ``events.log`` without its time stamp ("stop epoch=3 ...")."""
+    try:
+        lines = (folder / EVENTS).read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return lines[-1].partition(" ")[2] if lines else ""
+
+
 def load_metrics_of(folder: str | Path) -> pd.DataFrame:
+    """A run's ``metrics.csv`` (empty when there is none yet): one row per finished epoch,
+    numbered 1, 2, ...; any other content is :class:`Unreadable`."""
     path = Path(folder) / METRICS
-    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=list(METRIC_COLUMNS))
+    if not path.is_file():
+        return pd.DataFrame(columns=list(METRIC_COLUMNS))
+    try:
+        metrics = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise Unreadable(path, f"is not a CSV table ({str(error).splitlines()[0]})") from None
+    missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
+    if missing:
+        raise Unreadable(path, f"lacks the column(s) {', '.join(missing)}")
+    numeric = metrics[list(METRIC_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    # a diverged run's losses read as nan, a number; any other text ('bar') is not
+    losses = ["train_loss", "test_loss"]
+    text = metrics[losses].map(lambda value: str(value).strip().lower())
+    if numeric.drop(columns=losses).isna().any().any() or (numeric[losses].isna() & (text != "nan")).any().any():
+        raise Unreadable(path, "holds values that are not numbers")
+    if list(numeric["epoch"]) != list(range(1, len(numeric) + 1)):
+        raise Unreadable(path, "does not number its epochs 1, 2, 3, ...")
+    return metrics.assign(**{c: numeric[c] for c in METRIC_COLUMNS}).astype({"epoch": int})
 
 
 def load_metrics(runs_dir: str | Path) -> pd.DataFrame:
     """Every epoch of every run: the metrics rows joined with their run's config."""
     frames = []
     for folder in run_dirs(runs_dir):
-        metrics = load_metrics_of(folder)
+        try:
+            metrics = load_metrics_of(folder)
+        except Unreadable as error:
+            warnings.warn(f"skipped the epochs of run {folder.name}: {error}", StoreWarning, stacklevel=2)
+            continue
         if len(metrics):
             scalars = {k: v for k, v in read_config(folder).items() if not isinstance(v, (list, dict))}
             frames.append(metrics.assign(**scalars, run_dir=str(folder)))

@@ -146,6 +146,10 @@ def is_finished(configs: Sequence[RunConfig], runs_dir: str | Path) -> list[bool
     return done
 
 
+def _not_started(n: int) -> str:
+    return f"time limit: {n} run{'' if n == 1 else 's'} not started"
+
+
 def report_line(config: RunConfig, out: dict[str, Any]) -> str:
     """The line a sweep prints for a run its task returned (:func:`_train_task`'s dict)."""
     t = config.train
@@ -190,7 +194,7 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
         return counts
     if deadline is not None and time.time() >= deadline:
         counts["stopped"] = len(todo)
-        say(f"time limit: {len(todo)} runs not started")
+        say(_not_started(len(todo)))
         return counts
 
     ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
@@ -212,7 +216,7 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
                 if deadline is not None and time.time() >= deadline:
                     counts["stopped"] += len(waiting)
                     with tqdm.external_write_mode(file=sys.stdout):
-                        say(f"time limit: {len(waiting)} runs not started")
+                        say(_not_started(len(waiting)))
                     bar.update(len(waiting))
                     waiting = []
                     break

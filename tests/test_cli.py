@@ -47,6 +47,11 @@ def test_train_prints_json_last(tmp_path):
     (["--epochs", "two"], "invalid int"),
     (["--normalize", "maybe"], "true or false"),
     (["--no-such-flag", "1"], "unrecognized"),
+    (["--time-limit", "90"], "invalid time limit"),  # minutes or seconds? a unit is required
+    (["--time-limit", "1.5h"], "invalid time limit"),
+    (["--time-limit", "30m1h"], "invalid time limit"),
+    (["--time-limit", "9x"], "invalid time limit"),
+    (["--time-limit", ""], "invalid time limit"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(args, words, tmp_path, capsys):
     runs = tmp_path / "runs"
@@ -57,6 +62,45 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(args, words, tmp_pat
     assert captured.out == ""
     assert len(captured.err.strip().splitlines()) == 1 and words in captured.err
     assert not runs.exists()
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("90s", 90), ("9m", 540), ("2h", 7200), ("1h30m", 5400), ("1d12h", 129600), ("1h0m5s", 3605), ("0s", 0),
+])
+def test_time_limits_parse(text, seconds):
+    from bnlib.cli import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+def test_train_stopped_by_the_time_limit_exits_3_and_resumes(tmp_path, capsys):
+    from bnlib.cli import EXIT_STOPPED
+
+    args = ["train", "--model", "resnet-8", "--trainable", "bn", "--epochs", "1", "--data", "synthetic",
+            "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    assert EXIT_STOPPED == 3
+    assert main([*args, "--time-limit", "0s"]) == EXIT_STOPPED
+    captured = capsys.readouterr()
+    stopped = json.loads(captured.out.strip().splitlines()[-1])
+    assert stopped["status"] == "stopped" and stopped["epochs_completed"] == 0
+    assert "run the same command again to resume" in captured.err
+    assert not (Path(stopped["run_dir"]) / "result.json").exists()
+    assert main([*args, "--time-limit", "1h"]) == 0  # a limit that fits: trained to the end
+    done = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert done["status"] == "complete" and done["run_dir"] == stopped["run_dir"]
+
+
+def test_bench_on_a_missing_gpu_exits_2_with_one_line(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    out = tmp_path / "bench.jsonl"
+    assert main(["bench", "--model", "resnet-8", "--device", "cuda", "--steps", "1", "--rounds", "1",
+                 "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip().count("\n") == 0 and "no CUDA GPU" in captured.err
+    assert not out.exists()
 
 
 def test_bad_input_from_a_real_process(tmp_path):

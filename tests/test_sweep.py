@@ -47,13 +47,18 @@ def test_smoke_grid_then_nothing_to_do(tmp_path):
                     "--dry-run", runs=runs)
     assert planned.returncode == 0 and last_json(planned.stdout) == {"runs": 4, "done": 0, "todo": 4}
     assert planned.stdout.count("todo resnet-8") == 4 and not runs.exists()  # a dry run trains and writes nothing
+    late = sweep("--models", "resnet-8", "--trainable", "bn,bn+shortcut+output", "--seeds", "2", "--epochs", "1",
+                 "--time-limit", "0s", runs=runs)
+    assert late.returncode == 3, late.stderr[-2000:]  # out of time: nothing launched, the grid is not done
+    assert last_json(late.stdout) | {"runs_dir": None} == {"trained": 0, "skipped": 0, "failed": 0, "diverged": 0,
+                                                            "stopped": 4, "runs_dir": None}
     log = tmp_path / "sweep.log"
     log.write_text("--- started ---\n")
     first = sweep("--models", "resnet-8", "--trainable", "bn,bn+shortcut+output", "--seeds", "2", "--epochs", "1",
-                  "--log", str(log), runs=runs)
+                  "--log", str(log), "--time-limit", "1h", runs=runs)  # a limit that fits: the grid is done
     assert first.returncode == 0, first.stderr[-2000:]
     assert last_json(first.stdout) | {"runs_dir": None} == {"trained": 4, "skipped": 0, "failed": 0, "diverged": 0,
-                                                             "runs_dir": None}
+                                                             "stopped": 0, "runs_dir": None}
     assert first.stdout.count("test accuracy") == 4  # a line per finished run
     lines = log.read_text().splitlines()  # appended to the log, after what it held
     assert lines[0] == "--- started ---" and lines[1:] == [l for l in first.stdout.splitlines() if "test accuracy" in l]
@@ -107,6 +112,33 @@ def test_bad_input_exits_2_and_starts_nothing(args, words, tmp_path):
     done = sweep(*args, runs=runs)
     assert done.returncode == 2 and words in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not runs.exists()
+
+
+def test_a_task_started_past_the_deadline_stops_and_a_late_curve_waits_for_the_next_sweep(tmp_path):
+    """What each Ray task does with the time left (the tasks run here in-process)."""
+    from bnlib import RunConfig, data
+    from bnlib.sweep import _slots, _train_task, is_finished, report_line, train_with_curves
+
+    runs = tmp_path / "runs"
+    config = RunConfig.from_flat(model="resnet-8", trainable="bn", epochs=1, data="synthetic")
+    out = _train_task(config.flat(), str(runs), 0, deadline=time.time() - 1)
+    assert (out["status"], out["epochs_completed"], out["test_accuracy"]) == ("stopped", 0, None)
+
+    dataset = data.load("synthetic")
+    [trained] = train_with_curves([config], runs, dataset, time_limit=3600)  # trains, then computes the curve
+    assert trained.status == "complete" and (Path(trained.run_dir) / "clamping.csv").is_file()
+    (Path(trained.run_dir) / "clamping.csv").unlink()  # as if the limit had come right after training
+    [late] = train_with_curves([config], runs, dataset, time_limit=0)
+    assert late.status == "stopped" and not (Path(late.run_dir) / "clamping.csv").exists()
+    assert is_finished([config], runs) == [False]  # the next sweep adds the curve
+    [again] = train_with_curves([config], runs, dataset)
+    assert again.status == "complete" and again.cached and is_finished([config], runs) == [True]
+
+    assert _slots({"CPU": 16.0, "GPU": 2.0}, 0.5, 1.0) == 4 and _slots({"CPU": 2.0}, 0.0, 2.0) == 1
+    assert _slots({"CPU": 2.0}, 0.0, 4.0) == 1  # a run that needs more than there is still gets launched
+    assert report_line(config, out) == "resnet-8 bn seed 0: stopped by the time limit after epoch 0 of 1, " \
+        "no epoch trained, " + f"{out['seconds']:.0f} s"
+    assert "complete, test accuracy" in report_line(config, {**again.to_dict(), "seconds": 1.0})
 
 
 def test_only_figure2_all_and_bn_runs_get_a_clamping_curve():

@@ -41,14 +41,6 @@ def test_schedule_is_appendix_b():
     assert learning_rate(config(epochs=1), 0) == 0.1
 
 
-def test_defaults_are_appendix_b():
-    c = RunConfig()
-    assert (c.train.epochs, c.train.batch_size, c.train.lr, c.train.momentum, c.train.weight_decay) == (
-        160, 128, 0.1, 0.9, 1e-4)
-    assert (c.model.bn_init, c.model.feature_init, c.model.normalize, c.data.augment) == (
-        "uniform", "he-normal", True, True)
-
-
 def test_short_synthetic_run_learns_well_above_chance(runs):
     # --data synthetic as the CLI gets it: 1,024 images, 8 steps per epoch
     result = train(config(trainable="all", epochs=3), runs)
@@ -90,16 +82,6 @@ def test_same_config_is_trained_once(tiny, runs):
     assert other.run_dir != first.run_dir
 
 
-def test_a_number_addresses_the_same_run_whatever_its_type():
-    import numpy as np
-
-    typed = RunConfig.from_flat(model="resnet-8", epochs=2, seed=1, lr=1.0)
-    loose = RunConfig.from_flat(model="resnet-8", epochs=2.0, seed=np.int64(1), lr=1)  # YAML, pandas, a hand
-    assert loose == typed and json.dumps(loose.flat()) == json.dumps(typed.flat())
-    assert results.run_id(loose, "data", "bn") == results.run_id(typed, "data", "bn")
-    assert type(loose.train.epochs) is int and type(loose.train.lr) is float
-
-
 def test_same_config_and_seed_give_the_same_run(tiny, tmp_path):
     a = train(config(trainable="all", epochs=2), tmp_path / "a", dataset=tiny)
     b = train(config(trainable="all", epochs=2), tmp_path / "b", dataset=tiny)
@@ -125,6 +107,64 @@ def test_resume_equals_uninterrupted_bitwise(tiny, tmp_path):
     assert resumed.resumed_from_epoch == 1 and resumed.epochs_completed == 3
     assert_same_state(final_state(whole), final_state(resumed))
     assert resumed.test_accuracy == whole.test_accuracy
+
+
+class FakeClock:
+    """The trainer's clock, moved on by the epochs themselves: epoch k ends at k * ``seconds``
+    (a deterministic stand-in for wall time; on_epoch runs after each epoch)."""
+
+    def __init__(self, monkeypatch, seconds=100.0):
+        from bnlib import train as train_module
+
+        self.now, self.seconds = 0.0, seconds
+        monkeypatch.setattr(train_module, "_clock", lambda: self.now)
+
+    def on_epoch(self, row):
+        self.now = row["epoch"] * self.seconds
+
+
+def test_time_limit_of_zero_starts_no_epoch(tiny, runs):
+    result = train(config(trainable="bn", epochs=2), runs, dataset=tiny, time_limit=0)
+    assert (result.status, result.epochs_completed, result.test_accuracy) == ("stopped", 0, None)
+    folder = Path(result.run_dir)
+    assert not (folder / results.RESULT).exists() and not (folder / results.CHECKPOINT).exists()
+    assert list(results.load(runs)["status"]) == ["incomplete"]
+
+
+def test_time_limit_stops_at_the_last_epoch_boundary_that_fits_and_the_run_resumes(tiny, tmp_path, monkeypatch):
+    c = config(trainable="bn,shortcut,output", epochs=3)
+    whole = train(c, tmp_path / "whole", dataset=tiny, time_limit=3600)  # a limit that fits: no change
+    assert whole.status == "complete" and whole.epochs_completed == 3
+
+    clock = FakeClock(monkeypatch)  # 100 s an epoch: epochs 1 and 2 end by 200 s, epoch 3 would end at 300
+    cut = train(c, tmp_path / "cut", dataset=tiny, time_limit=250, on_epoch=clock.on_epoch)
+    assert (cut.status, cut.epochs_completed, cut.resumed_from_epoch) == ("stopped", 2, 0)
+    folder = Path(cut.run_dir)
+    assert not (folder / results.RESULT).exists()  # result.json marks completion: not written
+    assert results.load_torch(folder / results.CHECKPOINT)["epoch"] == 2  # every finished epoch's checkpoint
+    assert cut.test_accuracy == results.load_metrics_of(folder)["test_accuracy"].iloc[-1]
+    assert "stop epoch=2 time limit" in (folder / "events.log").read_text()
+
+    again = train(c, tmp_path / "cut", dataset=tiny, time_limit=0)  # no time at all: the checkpoint stays
+    assert (again.status, again.epochs_completed, again.resumed_from_epoch) == ("stopped", 2, 2)
+    assert results.load_torch(folder / results.CHECKPOINT)["epoch"] == 2
+
+    resumed = train(c, tmp_path / "cut", dataset=tiny)
+    assert (resumed.status, resumed.resumed_from_epoch, resumed.epochs_completed) == ("complete", 2, 3)
+    assert_same_state(final_state(whole), final_state(resumed))
+    assert resumed.test_accuracy == whole.test_accuracy
+    assert pd.read_csv(folder / "metrics.csv").drop(columns=["seconds", "images_per_s"]).equals(
+        pd.read_csv(Path(whole.run_dir) / "metrics.csv").drop(columns=["seconds", "images_per_s"]))
+
+
+def test_time_limit_stops_fused_replicates_together(tiny, runs, monkeypatch):
+    from bnlib.train import train_replicates
+
+    clock = FakeClock(monkeypatch)
+    stopped = train_replicates([config(trainable="bn", epochs=3, seed=s) for s in (0, 1)], runs, dataset=tiny,
+                               time_limit=150, on_epoch=clock.on_epoch)
+    assert [(r.status, r.epochs_completed) for r in stopped] == [("stopped", 1)] * 2
+    assert [results.load_torch(Path(r.run_dir) / results.CHECKPOINT)["epoch"] for r in stopped] == [1, 1]
 
 
 def test_resume_after_kill_9(tmp_path):
@@ -196,8 +236,3 @@ def test_bad_config_raises_before_writing(bad, runs):
     with pytest.raises(ConfigError):
         train(config(**bad), runs)
     assert not runs.exists()
-
-
-def test_unknown_field():
-    with pytest.raises(ConfigError, match="unknown config field"):
-        RunConfig.from_flat(depth=3)
