@@ -3,6 +3,7 @@ live clamping explorer. Chapters call these; they hold no logic of their own."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,8 @@ from .plan import PROFILES, Plan
 
 
 def setup(**parameters) -> Plan:
-    """Call first in every chapter with its parameters cell's values.
+    """Call first in every chapter with its parameters cell's values (validated as the CLI
+    validates its flags); prints the chapter's set-up line (:meth:`Plan.summary`).
 
     Makes plotly figures render inside a kernel (papermill, the book build) as well as in
     Jupyter: the default renderer there emits a MIME type the book drops.
@@ -25,7 +27,24 @@ def setup(**parameters) -> Plan:
     # Tables are read, not skimmed: the scale column ends with the data (JPEG copy) and the
     # hardware, which pandas' default 50-character cut would hide.
     pd.set_option("display.max_colwidth", None)
-    return Plan.from_parameters(**parameters)
+    _notes_in_the_page()
+    plan = Plan.from_parameters(**parameters)
+    print(plan.summary())
+    return plan
+
+
+class _Note(logging.Handler):
+    """The store's warnings (a run skipped because a file of it cannot be read) as visible
+    notes in the page, on stdout: a reader sees them, and a page has no stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"Note: {record.getMessage()}")
+
+
+def _notes_in_the_page() -> None:
+    logger = logging.getLogger("bnlib")
+    if not any(isinstance(h, _Note) for h in logger.handlers):
+        logger.addHandler(_Note(logging.WARNING))  # and no more the one-line stderr fallback
 
 
 def with_labels(runs: pd.DataFrame) -> pd.DataFrame:

@@ -56,6 +56,8 @@ def parse_trainable(spec: str) -> tuple[frozenset[str], frozenset[str]]:
         if name not in VALID:
             raise ConfigError(f"unknown trainable part {name!r}: choose from {', '.join(VALID)}")
         target.update(SHORTHANDS.get(name, {name}))
+    if exclude and not include:  # "-bn" alone would silently mean "none"
+        raise ConfigError(f"trainable {spec!r} removes parts from nothing: name what to train first (all,-bn)")
     return frozenset(include), frozenset(exclude)
 
 

@@ -20,7 +20,8 @@ from . import results
 from .architectures import lookup
 from .config import RunConfig
 from .errors import ConfigError
-from .experiments import PROFILES, Experiments
+from .experiments import PROFILES, ROOT, Experiments
+from .freezing import parse_trainable
 
 __all__ = ["PROFILES", "Plan"]
 
@@ -34,22 +35,74 @@ def _fingerprint(source: str) -> str | None:
         return None
 
 
+def _names(parameter: str, value) -> tuple[str, ...]:
+    """A list parameter: a list or tuple of strings, or one string (a list of one)."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{parameter} must be a list of names such as ['resnet-14'], got {value!r}")
+
+
+def _shown(path: Path) -> str:
+    """A path as readers see it: relative to the project when inside it (no machine's paths)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 @dataclass(frozen=True)
 class Plan(Experiments):
     runs_dir: str | None = None
     train_missing: bool = False
 
+    # the parameters a chapter left to its profile, for the set-up line: "seeds 3, epochs 2"
+    defaults_used: tuple[str, ...] = ()
+
     @classmethod
-    def from_parameters(cls, profile: str = "smoke", **overrides) -> "Plan":
-        """From a chapter's parameters cell; ``None`` (or an empty list) keeps the profile's value."""
+    def from_parameters(cls, profile: str = "smoke", **parameters) -> "Plan":
+        """From a chapter's parameters cell, validated as the CLI validates its flags (one line,
+        :class:`ConfigError`). ``None`` (or an empty list) keeps the profile's value; a single
+        string where a list is expected is a list of one."""
         if profile not in PROFILES:
             raise ConfigError(f"unknown profile {profile!r}: choose from {', '.join(PROFILES)}")
-        clean = {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in overrides.items()
-                 if v is not None and v != [] and v != ""}
-        clean.setdefault("train_missing", profile == "smoke")  # smoke trains in seconds; others load
+        unknown = set(parameters) - {"models", "modes", "seeds", "epochs", "data", "runs_dir", "device",
+                                     "train_missing"}
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))}")
+        clean = {k: v for k, v in parameters.items() if v is not None and v != [] and v != ""}
+        for name in ("models", "modes"):
+            if name in clean:
+                clean[name] = _names(name, clean[name])
         if "models" in clean:  # validated and spelled as the registry spells them
             clean["models"] = tuple(lookup(name).name for name in clean["models"])
-        return cls(PROFILES[profile], **clean)
+        if "modes" in clean:
+            for mode in clean["modes"]:
+                parse_trainable(mode)
+        for name in ("seeds", "epochs"):
+            if name in clean:
+                value = clean[name]
+                if isinstance(value, bool) or not isinstance(value, int) and not (
+                        isinstance(value, float) and value.is_integer()) or value < 1:
+                    raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+                clean[name] = int(value)
+        for name in ("data", "runs_dir", "device"):
+            if name in clean and not isinstance(clean[name], str):
+                raise ConfigError(f"{name} must be a string, got {clean[name]!r}")
+        if "train_missing" in clean and not isinstance(clean["train_missing"], bool):
+            raise ConfigError(f"train_missing must be True or False, got {clean['train_missing']!r}")
+        clean.setdefault("train_missing", profile == "smoke")  # smoke trains in seconds; others load
+        left = tuple(n for n in ("seeds", "epochs", "data") if n not in clean)
+        return cls(PROFILES[profile], defaults_used=left, **clean)
+
+    def summary(self) -> str:
+        """The set-up line a chapter shows: profile, scale, networks, store, and which
+        parameters took the profile's value."""
+        values = {"seeds": str(self.n_seeds), "epochs": str(self.n_epochs), "data": results.data_name(self.data_source)}
+        fallback = ", ".join(f"{name} {values[name]}" for name in self.defaults_used)
+        return (f"profile {self.profile.name}: {self.scale()}, networks {', '.join(self.networks())}, "
+                f"results in {_shown(self.store)}" + (f" (the profile's {fallback})" if fallback else ""))
 
     @property
     def store(self) -> Path:

@@ -25,9 +25,10 @@ import csv
 import hashlib
 import io
 import json
+import datetime
+import logging
 import os
 import re
-import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -45,6 +46,10 @@ RESULT = "result.json"
 CLAMPING = "clamping.csv"
 EVENTS = "events.log"
 LOCK = ".lock"
+
+# Warnings about the store (a skipped run, a file set aside) are one line each on stderr (the
+# logging module's last-resort handler); a chapter shows them as notes (bnlib.book).
+log = logging.getLogger("bnlib")
 
 EMPTY_COLUMNS = ("status", "test_accuracy", "epochs_completed", "data_source", "data_fingerprint", "run_dir")
 METRIC_COLUMNS = (
@@ -102,11 +107,15 @@ def _atomic_write(path: Path, write) -> None:
     """Write to a temporary sibling, flush it to disk, then rename: a reader (or a run
     resumed after ``kill -9``) sees the old file or the new one, never half of one."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk keeps the previous file and leaves no half-written one
+        raise
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -137,8 +146,14 @@ class Unreadable(Exception):
         self.path, self.reason = Path(path), reason
 
 
-class StoreWarning(UserWarning):
-    """A run of the store that is skipped because one of its files cannot be read."""
+def set_aside(path: Path, reason: str) -> Path:
+    """Keep a damaged or foreign file under a new name (``checkpoint.pt.damaged-<time>``), out
+    of the run's way, and say so in one line."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    kept = path.with_name(f"{path.name}.damaged-{stamp}")
+    os.replace(path, kept)
+    log.warning("%s %s: kept as %s", path, reason, kept.name)
+    return kept
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -190,14 +205,14 @@ def load(runs_dir: str | Path) -> pd.DataFrame:
     """Every run under ``runs_dir``, one row each: its config fields, ``status``
     (complete, diverged, or incomplete for a run still training, interrupted or stopped),
     the final (or latest) epoch's metrics, and ``run_dir``. A run with a file that cannot be
-    read is left out with a :class:`StoreWarning` naming the file and why: one bad file never
+    read is left out with a warning naming the file and why: one bad file never
     hides the rest (``python -m bnlib check`` lists them all)."""
     rows = []
     for folder in run_dirs(runs_dir):
         try:
             rows.append(_row(folder))
         except Unreadable as error:
-            warnings.warn(f"skipped run {folder.name}: {error}", StoreWarning, stacklevel=2)
+            log.warning("skipped run %s: %s", folder.name, error)
     # an empty store still has the columns, so that filters on them work
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*RunConfig().flat(), *EMPTY_COLUMNS])
 
@@ -301,7 +316,7 @@ def load_metrics(runs_dir: str | Path) -> pd.DataFrame:
         try:
             metrics = load_metrics_of(folder)
         except Unreadable as error:
-            warnings.warn(f"skipped the epochs of run {folder.name}: {error}", StoreWarning, stacklevel=2)
+            log.warning("skipped the epochs of run %s: %s", folder.name, error)
             continue
         if len(metrics):
             scalars = {k: v for k, v in read_config(folder).items() if not isinstance(v, (list, dict))}

@@ -20,6 +20,7 @@ import math
 import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,9 +82,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def validate(config: RunConfig) -> None:
-    """Every check on user input that needs no data: raises ConfigError before anything is written."""
-    lookup(config.model.model)
+SEED_RANGE = (0, 2**32 - 1)  # what torch's generators take
+LR_MAX = 10.0  # far above any rate that trains these networks; larger ones overflow the loss
+
+
+def validate(config: RunConfig, runs_dir: str | Path | None = None) -> None:
+    """Every check on user input that needs no data: raises ConfigError before anything is
+    written (and before any memory is allocated)."""
+    network = lookup(config.model.model)
     check_names(config.model.bn_init, config.model.feature_init)
     parse_trainable(config.train.trainable)
     lr_drop_fractions(config.train.lr_drops)
@@ -91,15 +97,73 @@ def validate(config: RunConfig) -> None:
     for name, value, low in (("epochs", t.epochs, 1), ("batch_size", t.batch_size, 1), ("seed", t.seed, 0)):
         if not isinstance(value, int) or value < low:
             raise ConfigError(f"{name} must be a whole number >= {low}, got {value!r}")
-    for name, value in (("lr", t.lr), ("momentum", t.momentum), ("weight_decay", t.weight_decay)):
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+    if t.seed > SEED_RANGE[1]:
+        raise ConfigError(f"seed must lie in {SEED_RANGE[0]}..{SEED_RANGE[1]}, got {t.seed}")
+    # momentum 1 or more never forgets a gradient; larger rates and decays overflow the loss
+    for name, value, fits, bounds in (("lr", t.lr, 0 < t.lr <= LR_MAX, f"(0, {LR_MAX:g}]"),
+                                      ("momentum", t.momentum, 0 <= t.momentum < 1, "[0, 1)"),
+                                      ("weight_decay", t.weight_decay, 0 <= t.weight_decay < 1, "[0, 1)")):
+        if not fits:  # NaN fits nothing
+            raise ConfigError(f"{name} must lie in {bounds}, got {value!r}")
     if t.precision not in ("fp32", "bf16"):
         raise ConfigError(f"precision must be fp32 or bf16, got {t.precision!r}")
     if t.compile not in ("none", "default", "reduce-overhead"):
         raise ConfigError(f"compile must be none, default or reduce-overhead, got {t.compile!r}")
     data_lib.check_source(config.data.data)
-    resolve_device(t.device)
+    device = resolve_device(t.device)
+    check_memory(network, t.batch_size, device)
+    if runs_dir is not None:
+        check_writable(Path(runs_dir))
+
+
+def check_memory(network, batch_size: int, device: torch.device) -> None:
+    """Refuse a network whose training cannot fit the device, from its family's estimate
+    (before anything is allocated: wrn-14-100000 would ask for terabytes)."""
+    from .architectures import family
+
+    estimate = getattr(family(network), "memory", None)
+    if estimate is None:
+        return
+    needed = estimate(network, batch_size)
+    available = _device_memory(device)
+    if available is not None and needed > available:
+        raise ConfigError(f"{network.name} needs about {needed / 2**30:,.1f} GiB to train with batch size "
+                          f"{batch_size}; the {device.type} has {available / 2**30:,.1f} GiB free")
+
+
+def _device_memory(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_writable(runs_dir: Path) -> None:
+    """A results store must be a folder this process can write: created if missing, and tried
+    with a file (permissions alone do not tell: root passes them on a read-only file system)."""
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise ConfigError(f"runs directory {str(runs_dir)!r} is a file, not a folder")
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=runs_dir):
+            pass
+    except OSError as error:
+        raise ConfigError(f"runs directory {str(runs_dir)!r} cannot be written ({error.strerror})") from None
+
+
+def check_data(config: RunConfig, dataset: data_lib.Dataset) -> None:
+    """The data set fits the network: the output layer is built for its number of classes, and
+    both splits hold images of one shape."""
+    if len(dataset.classes) < 2:
+        raise ConfigError(f"data {config.data.data!r} has {len(dataset.classes)} class(es): a classifier needs two or more")
+    if dataset.train_x.shape[1:] != dataset.test_x.shape[1:] or dataset.train_x.shape[1] != 3:
+        raise ConfigError(f"data {config.data.data!r}: train images {tuple(dataset.train_x.shape[1:])} and test "
+                          f"images {tuple(dataset.test_x.shape[1:])} must both be RGB of one size")
 
 
 def locate(config: RunConfig, dataset: data_lib.Dataset, runs_dir: str | Path) -> Path:
@@ -156,34 +220,83 @@ def train_replicates(
     if time_limit is not None and not time_limit >= 0:
         raise ConfigError(f"time limit must be a number of seconds >= 0, got {time_limit!r}")
     for config in configs:
-        validate(config)
+        validate(config, runs_dir)
     if len({c.replace(seed=0) for c in configs}) != 1 or len({c.train.seed for c in configs}) != len(configs):
         raise ConfigError("replicates trained together must differ in their seed and in nothing else")
     dataset = dataset if dataset is not None else data_lib.load(configs[0].data.data)
+    check_data(configs[0], dataset)
     folders = [locate(c, dataset, runs_dir) for c in configs]
-    done = {i: _stored(f) for i, f in enumerate(folders) if (f / results.RESULT).is_file()}
+    done = {i: stored for i, stored in enumerate(map(_stored, folders)) if stored is not None}
     with _locked([f for i, f in enumerate(folders) if i not in done]):
         waiting: dict[int, list[int]] = {}  # checkpoint epoch -> replicates that stopped there
+        states: dict[int, dict | None] = {}
         for i, folder in enumerate(folders):
             if i in done:
                 continue
-            if (folder / results.RESULT).is_file():  # finished by another process while we waited
-                done[i] = _stored(folder)
+            # finished by another process while we waited, or a finished run to repair
+            stored = _stored(folder, repair=(configs[i], dataset))
+            if stored is not None:
+                done[i] = stored
                 continue
-            checkpoint = folder / results.CHECKPOINT
-            start = results.load_torch(checkpoint)["epoch"] if checkpoint.is_file() else 0
-            waiting.setdefault(start, []).append(i)
+            states[i] = _trusted_checkpoint(folder)
+            waiting.setdefault(states[i]["epoch"] if states[i] else 0, []).append(i)
         for group in waiting.values():
             trained = _train_group([configs[i] for i in group], [folders[i] for i in group], dataset, progress,
-                                   on_epoch, deadline)
+                                   on_epoch, deadline, [states[i] for i in group])
             done.update(zip(group, trained))
     return [done[i] for i in range(len(configs))]
 
 
-def _stored(folder: Path) -> RunResult:
-    stored = results.read_json(folder / results.RESULT)
-    return RunResult(str(folder), stored["status"], stored["test_accuracy"], stored["epochs_completed"],
-                     cached=True, resumed_from_epoch=0)
+def _stored(folder: Path, repair: tuple[RunConfig, data_lib.Dataset] | None = None) -> RunResult | None:
+    """The result of a finished run, or None when the run is not finished here.
+
+    With ``repair`` (the run's config and data, under the run's lock), a finished run with a
+    damaged file is mended from what is intact: an unreadable ``config.json`` is written again
+    from the config; an unreadable ``result.json`` or ``metrics.csv`` is set aside and the run is
+    trained again, which gives it the same result (training is deterministic)."""
+    if not (folder / results.RESULT).is_file():
+        return None
+    try:
+        stored = results.read_json(folder / results.RESULT)
+        results.load_metrics_of(folder)
+        try:
+            results.read_json(folder / results.CONFIG)
+        except results.Unreadable:
+            if repair is None:
+                return None  # repaired under the run's lock
+            config, dataset = repair
+            results.log.warning("%s was unreadable: written again from the run's config", folder / results.CONFIG)
+            results.write_json(folder / results.CONFIG, results.config_record(config, dataset.describe()))
+        return RunResult(str(folder), stored["status"], stored["test_accuracy"], stored["epochs_completed"],
+                         cached=True, resumed_from_epoch=0)
+    except (results.Unreadable, KeyError) as error:
+        if repair is None:
+            return None  # repaired under the run's lock
+        for name in (results.RESULT, results.METRICS):
+            if (folder / name).is_file():
+                results.set_aside(folder / name, f"belongs to a finished run that cannot be read ({error}); "
+                                                 "the run is trained again")
+        return None
+
+
+def _trusted_checkpoint(folder: Path) -> dict | None:
+    """The run's checkpoint, when it can be read and is this run's; otherwise it is set aside
+    and the run starts from scratch (its only earlier state). Checkpoints written before they
+    recorded their run's address are trusted."""
+    path = folder / results.CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        state = results.load_torch(path)
+        if not isinstance(state, dict) or not {"epoch", "model", "metrics"} <= set(state):
+            raise ValueError("not a bnlib checkpoint")
+    except Exception as error:  # whatever torch raises for a cut, empty or random file
+        results.set_aside(path, f"cannot be read ({type(error).__name__}); the run starts from scratch")
+        return None
+    if state.get("address", folder.name) != folder.name:
+        results.set_aside(path, f"belongs to run {state['address']}; the run starts from scratch")
+        return None
+    return state
 
 
 @contextlib.contextmanager
@@ -222,7 +335,7 @@ def _epoch_estimate(measured: list[float], stored: list[dict[str, float]]) -> fl
 
 def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_lib.Dataset, progress: bool,
                  on_epoch: Callable[[dict[str, float]], None] | None,
-                 deadline: float | None = None) -> list[RunResult]:
+                 deadline: float | None, states: list[dict | None]) -> list[RunResult]:
     t, m = configs[0].train, configs[0].model
     r = len(configs)
     device = resolve_device(t.device)
@@ -230,10 +343,8 @@ def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_li
         folder.mkdir(parents=True, exist_ok=True)
         results.write_json(folder / results.CONFIG, results.config_record(config, dataset.describe()))
 
-    states = [results.load_torch(f / results.CHECKPOINT) if (f / results.CHECKPOINT).is_file() else None
-              for f in folders]
     singles = [build(m.model, bn_init=m.bn_init, feature_init=m.feature_init, normalize=m.normalize,
-                     seed=c.train.seed) for c in configs]
+                     num_classes=len(dataset.classes), seed=c.train.seed) for c in configs]
     for single, state in zip(singles, states):
         if state is not None:
             single.load_state_dict(state["model"])
@@ -283,7 +394,7 @@ def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_li
                 continue
             results.write_csv(folders[i] / results.METRICS, metrics[i], results.METRIC_COLUMNS)
             results.save_torch(folders[i] / results.CHECKPOINT, {
-                "epoch": epoch + 1, "model": model_states[i], "optimizer": optimizer_states[i], "metrics": metrics[i],
+                "address": folders[i].name, "epoch": epoch + 1, "model": model_states[i], "optimizer": optimizer_states[i], "metrics": metrics[i],
             })
         measured.append(_clock() - began)
         if not alive:

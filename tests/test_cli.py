@@ -52,6 +52,17 @@ def test_train_prints_json_last(tmp_path):
     (["--time-limit", "30m1h"], "invalid time limit"),
     (["--time-limit", "9x"], "invalid time limit"),
     (["--time-limit", ""], "invalid time limit"),
+    # values that once passed validation and failed later, leaving a junk run folder
+    (["--lr", "1e308"], "lr must lie in"),
+    (["--lr", "0"], "lr must lie in"),
+    (["--momentum", "5"], "momentum must lie in [0, 1)"),
+    (["--momentum", "1"], "momentum must lie in [0, 1)"),
+    (["--weight-decay", "-1"], "weight_decay"),
+    (["--seed", "99999999999999999999999"], "seed must lie in 0..4294967295"),
+    (["--seed", "-1"], "seed"),
+    (["--model", "wrn-14-100000"], "needs about"),  # estimated, never allocated
+    (["--model", "resnet-60002"], "needs about"),
+    (["--trainable=-bn"], "removes parts from nothing"),  # was read as none
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(args, words, tmp_path, capsys):
     runs = tmp_path / "runs"
@@ -135,3 +146,54 @@ def test_flop_count_of_resnet14():
     bn = training_flops_per_image(RunConfig.from_flat(model="resnet-14", trainable="bn"))
     full = training_flops_per_image(RunConfig.from_flat(model="resnet-14", trainable="all"))
     assert 1.5 * 55e6 < bn < 2.5 * 55e6 and 2.5 * 55e6 < full < 3.5 * 55e6
+
+
+@pytest.mark.parametrize("kind", ["file", "read-only"])
+def test_a_runs_directory_that_cannot_hold_runs_exits_2(kind, tmp_path, capsys, monkeypatch):
+    if kind == "file":
+        target = tmp_path / "a-file"
+        target.write_text("not a folder")
+    else:  # a place this process cannot write (root ignores permissions: fake the failure)
+        import tempfile
+
+        target = tmp_path / "read-only"
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+        monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    assert main(["train", "--data", "synthetic", "--epochs", "1", "--model", "resnet-8",
+                 "--runs-dir", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "runs directory" in err and str(target) in err
+
+
+def test_a_full_disk_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
+    """A write that fails (ENOSPC) ends the command with one line naming the file; the previous
+    checkpoint stays intact, so the run resumes once there is room."""
+    import errno
+
+    from bnlib import results
+
+    runs = tmp_path / "runs"
+    args = ["train", "--data", "synthetic", "--model", "resnet-8", "--epochs", "2", "--runs-dir", str(runs)]
+    real_save = results.save_torch
+    saves = []
+
+    def fill_up(path, payload):
+        saves.append(path)
+        if len(saves) == 2:  # the checkpoint of epoch 2: the disk is full
+            with open(path.with_name(path.name + ".tmp"), "wb") as f:
+                f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device", str(path.with_name(path.name + ".tmp")))
+        real_save(path, payload)
+
+    monkeypatch.setattr(results, "save_torch", fill_up)
+    assert main(args) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("epoch ")]
+    assert len(err) == 1 and "No space left on device" in err[0] and "checkpoint.pt" in err[0]
+    [run] = results.run_dirs(runs)
+    assert results.load_torch(run / results.CHECKPOINT)["epoch"] == 1  # the previous one, intact
+    monkeypatch.setattr(results, "save_torch", real_save)
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["resumed_from_epoch"] == 1
+

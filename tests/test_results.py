@@ -56,3 +56,117 @@ def test_find_matches_by_address_with_or_without_a_fingerprint(tmp_path):
     assert len(found) == 1 and not missing
     found, missing = results.find(tmp_path / "empty", [wanted])
     assert found.empty and missing == [wanted]
+
+
+# --------------------------------------------------------------------------- damaged stores
+
+def write_run(runs_dir, seed, status="complete"):
+    c = config(trainable="bn", seed=seed)
+    folder = results.run_dir(runs_dir, c, "f1")
+    folder.mkdir(parents=True)
+    results.write_json(folder / results.CONFIG, results.config_record(c, {"data_fingerprint": "f1"}))
+    row = {"epoch": 1, "lr": 0.1, "train_loss": 2.0, "train_accuracy": 20.0, "test_loss": 2.0,
+           "test_accuracy": 21.0 + seed, "seconds": 1.0, "images_per_s": 100.0}
+    results.write_csv(folder / results.METRICS, [row], results.METRIC_COLUMNS)
+    if status:
+        results.write_json(folder / results.RESULT, {"status": status, "test_accuracy": row["test_accuracy"],
+                                                     "epochs_completed": 1, "data_fingerprint": "f1"})
+    return folder
+
+
+@pytest.mark.parametrize("name, content", [
+    (results.RESULT, "{not json"), (results.RESULT, "[1, 2]"), (results.RESULT, '{"status": "maybe"}'),
+    (results.CONFIG, ""), (results.CONFIG, "\x00\x01"),
+])
+def test_one_bad_file_never_hides_the_rest(name, content, tmp_path, caplog):
+    folders = [write_run(tmp_path, seed) for seed in range(3)]
+    (folders[1] / name).write_text(content)
+    with caplog.at_level("WARNING", logger="bnlib"):
+        table = results.load(tmp_path)
+    assert sorted(table["seed"]) == [0, 2]
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert str(folders[1] / name) in warning and "\n" not in warning
+
+
+@pytest.mark.parametrize("content, why", [
+    ("epoch,lr\nbar,1\n", "lacks the column"),
+    ("epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,images_per_s\nbar,1,1,1,1,1,1,1\n",
+     "not numbers"),
+    ("epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,images_per_s\n1,1,foo,1,1,1,1,1\n",
+     "not numbers"),
+    ("epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,images_per_s\n3,1,1,1,1,1,1,1\n",
+     "epochs 1, 2, 3"),
+    ("", "not a CSV"),
+])
+def test_garbage_metrics_are_refused_naming_the_file(content, why, tmp_path, caplog):
+    folder = write_run(tmp_path, 0)
+    write_run(tmp_path, 1)
+    (folder / results.METRICS).write_text(content)
+    with pytest.raises(results.Unreadable, match=why) as error:
+        results.load_metrics_of(folder)
+    assert error.value.path == folder / results.METRICS
+    with caplog.at_level("WARNING", logger="bnlib"):
+        epochs = results.load_metrics(tmp_path)
+    assert list(epochs["seed"]) == [1] and "metrics.csv" in caplog.records[0].getMessage()
+
+
+def test_a_diverged_runs_nan_losses_are_numbers(tmp_path):
+    folder = write_run(tmp_path, 0, status="diverged")
+    (folder / results.METRICS).write_text(
+        "epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,images_per_s\n1,0.1,nan,10,nan,10,1,1\n")
+    assert results.load_metrics_of(folder)["train_loss"].isna().all()
+
+
+def test_check_lists_every_run_and_exits_1_on_an_unreadable_one(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from bnlib.cli import main
+
+    write_run(tmp_path, 0)
+    interrupted = write_run(tmp_path, 1, status=None)
+    results.save_torch(interrupted / results.CHECKPOINT, {"epoch": 1, "model": {}, "metrics": []})
+    stopped = write_run(tmp_path, 2, status=None)
+    results.save_torch(stopped / results.CHECKPOINT, {"epoch": 1, "model": {}, "metrics": []})
+    (stopped / results.EVENTS).write_text("2026-01-01T00:00:00+00:00 stop epoch=1 time limit pid=1 host=h\n")
+    fresh = write_run(tmp_path, 3, status=None)
+    (tmp_path / "notes").mkdir()  # not a run folder: ignored
+    assert main(["check", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(out[-1])
+    assert summary == {"runs": 4, "complete": 1, "diverged": 0, "stopped": 1, "interrupted": 2, "unreadable": 0,
+                       "runs_dir": str(tmp_path)}
+    (fresh / results.CHECKPOINT).write_bytes(b"\x80garbage")
+    assert main(["check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(out[-1])["unreadable"] == 1
+    assert any(fresh.name in line and "unreadable" in line and "checkpoint.pt" in line for line in out)
+    assert main(["check", str(tmp_path / "nowhere")]) == 2
+
+
+def test_weights_load_without_running_code(tmp_path):
+    """A crafted pickle in a checkpoint or weights file runs nothing: torch loads with
+    weights_only, and the file is reported as unreadable."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(pickle.dumps({"epoch": 1, "model": Exploit()}))
+    with pytest.raises(Exception):
+        results.load_torch(path)
+    assert not marker.exists()
+
+
+def test_set_aside_keeps_the_file_under_a_new_name(tmp_path, caplog):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"x")
+    with caplog.at_level("WARNING", logger="bnlib"):
+        kept = results.set_aside(path, "cannot be read")
+    assert not path.exists() and kept.read_bytes() == b"x" and kept.name.startswith("checkpoint.pt.damaged-")
+    assert str(path) in caplog.records[0].getMessage() and kept.name in caplog.records[0].getMessage()

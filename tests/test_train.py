@@ -236,3 +236,64 @@ def test_bad_config_raises_before_writing(bad, runs):
     with pytest.raises(ConfigError):
         train(config(**bad), runs)
     assert not runs.exists()
+
+
+# --------------------------------------------------------------------------- damaged files
+
+def stopped_after_one_epoch(c, runs, tiny, monkeypatch):
+    """A run stopped after its first epoch, with a genuine checkpoint (100 s an epoch, 150 s given)."""
+    clock = FakeClock(monkeypatch)
+    stopped = train(c, runs, dataset=tiny, time_limit=150, on_epoch=clock.on_epoch)
+    monkeypatch.undo()
+    assert stopped.status == "stopped" and stopped.epochs_completed == 1
+    return Path(stopped.run_dir)
+
+
+@pytest.mark.parametrize("damage", ["empty", "cut", "random", "foreign"])
+def test_a_bad_checkpoint_is_set_aside_and_the_run_restarts(damage, tiny, tmp_path, caplog, monkeypatch):
+    runs = tmp_path / "runs"
+    c = config(trainable="bn", epochs=2)
+    reference = train(c, tmp_path / "reference", dataset=tiny)
+    folder = stopped_after_one_epoch(c, runs, tiny, monkeypatch)
+    checkpoint = folder / results.CHECKPOINT
+    if damage == "empty":
+        checkpoint.write_bytes(b"")
+    elif damage == "cut":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    elif damage == "random":
+        checkpoint.write_bytes(os.urandom(4096))
+    else:  # another run's checkpoint copied here
+        other = train(config(trainable="all", epochs=2), tmp_path / "other", dataset=tiny, time_limit=0.0)
+        state = results.load_torch(checkpoint)
+        state["address"] = Path(other.run_dir).name
+        results.save_torch(checkpoint, state)
+    with caplog.at_level("WARNING", logger="bnlib"):
+        resumed = train(c, runs, dataset=tiny)
+    assert resumed.status == "complete" and resumed.resumed_from_epoch == 0  # from scratch: nothing to trust
+    warning = [r.getMessage() for r in caplog.records if "checkpoint.pt" in r.getMessage()]
+    assert len(warning) == 1 and str(checkpoint) in warning[0]
+    assert len(list(folder.glob("checkpoint.pt.damaged-*"))) == 1  # kept, under a new name
+    assert_same_state(final_state(resumed), final_state(reference))
+
+
+def test_a_checkpoint_records_whose_it_is(tiny, runs, monkeypatch):
+    folder = stopped_after_one_epoch(config(trainable="bn", epochs=2), runs, tiny, monkeypatch)
+    state = results.load_torch(folder / results.CHECKPOINT)
+    assert state["address"] == folder.name and state["epoch"] == 1
+
+
+@pytest.mark.parametrize("damaged", [results.RESULT, results.METRICS, results.CONFIG])
+def test_a_finished_run_with_a_damaged_file_is_repaired_by_running_it_again(damaged, tiny, runs, caplog):
+    c = config(trainable="bn", epochs=2)
+    first = train(c, runs, dataset=tiny)
+    folder = Path(first.run_dir)
+    metrics = results.load_metrics_of(folder)
+    (folder / damaged).write_text("{not what it should be")
+    with caplog.at_level("WARNING", logger="bnlib"):
+        again = train(c, runs, dataset=tiny)
+    assert again.status == "complete" and again.test_accuracy == first.test_accuracy
+    assert any(str(folder / damaged) in r.getMessage() for r in caplog.records)
+    assert results.read_json(folder / results.CONFIG)["model"] == "resnet-8"  # readable again
+    assert results.load_metrics_of(folder)[["epoch", "train_loss", "test_accuracy"]].equals(
+        metrics[["epoch", "train_loss", "test_accuracy"]])
+    assert len(results.load(runs)) == 1

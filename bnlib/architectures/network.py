@@ -38,3 +38,6 @@ class Family(Protocol):
 
     def cost(self, network: Network) -> float:
         """Relative training cost (multiply-adds per image up to a constant), to order sweeps."""
+
+    # Optional: ``memory(network, batch_size) -> float``, the bytes training needs, so that a
+    # network that cannot fit the device is refused before anything is allocated.

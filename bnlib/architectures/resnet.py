@@ -94,5 +94,15 @@ class ResNetFamily:
         # Each stage has 2D convolutions of (16W 2^s)^2 weights on (32 / 2^s)^2 pixels.
         return network.depth * network.width**2
 
+    def memory(self, network: Network, batch_size: int) -> float:
+        """Bytes to train on 32x32 images, roughly and on the high side: weights with their
+        gradients and momentum (3x3 convolutions of (16W 2^s)^2 weights, 2D per stage), and the
+        activations autograd keeps (about four tensors per block of 16W 2^s channels on
+        (32 / 2^s)^2 pixels), in fp32."""
+        d, w = network.depth, network.width
+        weights = 9 * (16 * w) ** 2 * 2 * d * (1 + 4 + 16)
+        activations = 4 * d * 16 * w * 1024 * (1 + 1 / 2 + 1 / 4) * batch_size
+        return 4.0 * (4 * weights + 1.5 * activations)
+
 
 FAMILY = ResNetFamily()
