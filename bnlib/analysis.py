@@ -154,9 +154,20 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Mo
     """A finished run's network with its final weights and BatchNorm statistics."""
     config = RunConfig.from_flat(**run_config_fields(run_dir))
     m = config.model
-    model = build(m.model, bn_init=m.bn_init, feature_init=m.feature_init, normalize=m.normalize, device="cpu")
-    model.load_state_dict(results.load_torch(Path(run_dir) / results.MODEL))
+    state = results.load_torch(Path(run_dir) / results.MODEL)
+    model = build(m.model, bn_init=m.bn_init, feature_init=m.feature_init, normalize=m.normalize,
+                  num_classes=_classes(m.model, state), device="cpu")
+    model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def _classes(name: str, state: dict) -> int:
+    """The number of classes a stored network was built for: the length of its output bias."""
+    from .layers import parameter_parts
+
+    parts = parameter_parts(build(name, device="meta"))
+    bias = next(n for n, p in parts.items() if p == {"output"} and n.endswith("bias"))
+    return int(state[bias].shape[0])
 
 
 def run_config_fields(run_dir: str | Path) -> dict:

@@ -148,12 +148,17 @@ def check_writable(runs_dir: Path) -> None:
     with a file (permissions alone do not tell: root passes them on a read-only file system)."""
     if runs_dir.exists() and not runs_dir.is_dir():
         raise ConfigError(f"runs directory {str(runs_dir)!r} is a file, not a folder")
+    missing = [p for p in (runs_dir, *runs_dir.absolute().parents) if not p.exists()]
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=runs_dir):
             pass
     except OSError as error:
         raise ConfigError(f"runs directory {str(runs_dir)!r} cannot be written ({error.strerror})") from None
+    finally:
+        for folder in missing:  # validation writes nothing: the folders are made again when a run starts
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def check_data(config: RunConfig, dataset: data_lib.Dataset) -> None:
