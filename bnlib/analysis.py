@@ -104,7 +104,7 @@ def depth_width_series(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
     rows = summary.assign(network=summary["model"].map(canonical_name)).drop_duplicates("network")
     archs = [lookup(n) for n in rows["network"]]
     wide_depths = {a.depth for a in archs if a.width > 1}
-    return {"deep": rows.loc[np.array([a.series == "deep" for a in archs], dtype=bool)],
+    return {"deep": rows.loc[np.array([a.width == 1 for a in archs], dtype=bool)],
             "wide": rows.loc[np.array([a.depth in wide_depths for a in archs], dtype=bool)]}
 
 

@@ -106,7 +106,7 @@ class Experiments:
     def networks(self, which: str = "all") -> tuple[str, ...]:
         """The deep networks, the wide ones, or both (``"deep"``, ``"wide"``, ``"all"``), each
         by its one name: the wide series starts at ``resnet-14`` (which WRN-14-1 is). Networks a
-        chapter names are placed in a series by their width (the registry's coordinates)."""
+        chapter names go to the series their name asks for (the registry's ``Network.series``)."""
         if self.models:
             deep = tuple(m for m in self.models if lookup(m).series == "deep")
             wide = tuple(m for m in self.models if lookup(m).series == "wide")

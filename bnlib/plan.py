@@ -75,8 +75,8 @@ class Plan(Experiments):
         for name in ("models", "modes"):
             if name in clean:
                 clean[name] = _names(name, clean[name])
-        if "models" in clean:  # validated and spelled as the registry spells them
-            clean["models"] = tuple(lookup(name).name for name in clean["models"])
+        for name in clean.get("models", ()):
+            lookup(name)  # validated here; spelled as the registry spells them in networks()
         if "modes" in clean:
             for mode in clean["modes"]:
                 parse_trainable(mode)

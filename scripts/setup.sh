@@ -7,9 +7,18 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-# torch 2.14.1 / torchvision 0.29.1: the releases this project is tested with (on these machines
-# pip takes them from local disk). On a GPU server with its own CUDA build, set BNLIB_KEEP_TORCH=1.
-if [ -z "${BNLIB_KEEP_TORCH:-}" ]; then
-    .venv/bin/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+# requirements.txt pins the versions the book is built and tested with. On a GPU server with its
+# own CUDA build of torch, BNLIB_KEEP_TORCH=1 keeps that torch (and its torchvision).
+requirements=requirements.txt
+if [ -n "${BNLIB_KEEP_TORCH:-}" ]; then
+    requirements=$(mktemp)
+    grep -v -E '^(torch|torchvision)==' requirements.txt > "$requirements"
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test,book,sweep]'
+.venv/bin/pip install -q --disable-pip-version-check -r "$requirements"
+.venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+# Headless Chromium for the test that opens a built chapter (Debian's package; CI runs as root).
+# Installed here, once, so that the test command only runs tests; without root it is skipped
+# and so is that test.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed" >&2
+fi

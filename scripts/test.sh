@@ -4,11 +4,7 @@
 # the package registries: everything runs on small synthetic data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-# Headless Chromium for the test that opens a built chapter (Debian's package; CI runs as root).
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed" >&2
-fi
+bash scripts/setup.sh  # also installs headless Chromium where it can (root, apt)
 # The chapters run under nbval in the smoke profile: synthetic data, tiny networks, seconds.
 export BNLIB_PROFILE=smoke
 .venv/bin/python -m pytest -q tests --nbval-lax chapters "$@"

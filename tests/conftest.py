@@ -1,9 +1,11 @@
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from bnlib import data
+from stores import write_store
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -21,3 +23,39 @@ def tiny():
 @pytest.fixture
 def runs(tmp_path) -> Path:
     return tmp_path / "runs"
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    return data.load("synthetic")  # what the smoke profile reads
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory) -> Path:
+    """A results store written as plain files, no training: resnet-8 and resnet-14, three
+    modes (All, BN, BN+S+O), two seeds, one epoch, each run with its Figure 7 curve. Read only."""
+    return write_store(tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory, synthetic) -> Path:
+    """The runs whose weights tests re-evaluate: resnet-8 trained BatchNorm-only on the smoke
+    profile's synthetic data for one epoch, seeds 0 and 1, by the real trainer. Tests that
+    write into a run (clamping curves) take a copy: :func:`trained_run`."""
+    from bnlib import RunConfig
+    from bnlib.train import train_replicates
+
+    runs_dir = tmp_path_factory.mktemp("trained")
+    # both seeds in one fused network: each stored exactly as if trained alone (test_fused), faster
+    train_replicates([RunConfig.from_flat(model="resnet-8", trainable="bn", seed=seed, epochs=1, data="synthetic")
+                      for seed in (0, 1)], runs_dir, dataset=synthetic)
+    return runs_dir
+
+
+@pytest.fixture
+def trained_run(trained_store, tmp_path) -> Path:
+    """A private copy of one trained run folder, in a store of its own."""
+    from bnlib import results
+
+    source = results.run_dirs(trained_store)[0]
+    return Path(shutil.copytree(source, tmp_path / "runs" / source.name))

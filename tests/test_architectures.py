@@ -51,7 +51,7 @@ class ToyFamily:
             return None
         if int(match.group(1)) < 1:
             raise ConfigError(f"unknown model {name!r}: W >= 1")
-        return Network(name, self.name, depth=1, width=int(match.group(1)))
+        return Network(name, self.name, depth=1, width=int(match.group(1)), series="wide")
 
     def build(self, network, *, normalize, num_classes, runs):
         return ToyNet(network.width, normalize, num_classes, runs)
@@ -75,8 +75,9 @@ def toy(monkeypatch):
 
 def test_names_and_coordinates():
     assert architectures.lookup("ResNet-110") == Network("resnet-110", "resnet", 18, 1)
-    assert architectures.lookup("wrn-14-32") == Network("wrn-14-32", "resnet", 2, 32)
+    assert architectures.lookup("wrn-14-32") == Network("wrn-14-32", "resnet", 2, 32, series="wide")
     assert architectures.lookup("WRN-14-1").name == "resnet-14"  # one name per network
+    assert architectures.lookup("wrn-14-1").series == "wide"  # where the width sweeps start
     assert architectures.lookup("resnet-56").series == "deep" and architectures.lookup("wrn-14-2").series == "wide"
     assert architectures.canonical_name(" WRN-32-1 ") == "resnet-32"
     assert architectures.canonical_name("vgg-16") == "vgg-16"  # left for validation to report

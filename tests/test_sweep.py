@@ -1,25 +1,32 @@
-"""Sweeps on an embedded local Ray: skip finished runs, survive a killed driver, refuse bad input."""
+"""Sweeps on an embedded local Ray: skip finished runs, survive a killed driver, refuse bad input
+fast, leave no Ray process behind, listen on the loopback address only; and on a Ray head started
+here (token authentication on), a killed worker's run resumes from its checkpoint."""
 
 import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from bnlib import results
+from bnlib.architectures import Network
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("ray")
 
 
-def sweep(*args, runs, **popen):
+def sweep(*args, runs, env=None, **popen):
     command = [sys.executable, "-m", "bnlib", "sweep", "--data", "synthetic", "--runs-dir", str(runs),
                "--no-progress", *args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled", **(env or {})}
     if popen:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 **popen)
@@ -28,6 +35,61 @@ def sweep(*args, runs, **popen):
 
 def last_json(text):
     return json.loads(text.strip().splitlines()[-1])
+
+
+MARK = "BNLIB_TEST_MARK"  # set in a test's processes, inherited by every Ray process they start
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+
+
+def marked(mark: str) -> list[int]:
+    """The processes whose environment carries ``BNLIB_TEST_MARK=mark``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if f"{MARK}={mark}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found.append(int(pid))
+        except OSError:  # gone, or not ours to read
+            pass
+    return found
+
+
+def command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def gone(mark: str, seconds: float = 15) -> list[int]:
+    """Waits for the marked processes to end; returns those still alive after ``seconds``."""
+    deadline = time.time() + seconds
+    while (alive := marked(mark)) and time.time() < deadline:  # a zombie's environment reads empty
+        time.sleep(0.2)
+    return alive
+
+
+def listening(pids: list[int]) -> list[tuple[int, str, int]]:
+    """(pid, address, port) of each listening TCP socket the processes hold (/proc/net/tcp{,6})."""
+    owner = {}
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    owner[link[8:-1]] = pid
+        except OSError:
+            pass
+    found = []
+    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in owner:  # 0A: LISTEN
+                continue
+            address, port = fields[1].split(":")
+            raw = bytes.fromhex(address)  # 32-bit words in host (little-endian) order
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.append((owner[fields[9]], socket.inet_ntop(family, raw), int(port, 16)))
+    return found
 
 
 def whole_curves(runs: Path) -> int:
@@ -106,12 +168,115 @@ def test_killed_driver_restarts_and_every_run_is_done_once(tmp_path):
     (("--trainable", "bn,weights"), "unknown trainable part"),
     (("--seeds", "0"), "zero runs"),
     (("--address", "127.0.0.1:1", "--epochs", "1"), "cannot reach"),
+    # more GPUs than any node has (none here): Ray would wait for them forever
+    (("--gpus-per-run", "64", "--epochs", "1"), "--gpus-per-run 64"),
+    (("--cpus-per-run", "4096", "--epochs", "1"), "--cpus-per-run 4096"),
 ])
 def test_bad_input_exits_2_and_starts_nothing(args, words, tmp_path):
     runs = tmp_path / "runs"
-    done = sweep(*args, runs=runs)
-    assert done.returncode == 2 and words in done.stderr
+    mark = uuid.uuid4().hex
+    started = time.monotonic()
+    done = sweep(*args, runs=runs, env={MARK: mark})
+    assert done.returncode == 2 and words in done.stderr, done.stderr[-2000:]
     assert len(done.stderr.strip().splitlines()) == 1 and not runs.exists()
+    assert time.monotonic() - started < 30
+    assert gone(mark) == []  # the Ray started to find out that the setting cannot be met is stopped
+
+
+def test_an_address_where_a_server_is_not_ray_fails_in_seconds(tmp_path):
+    """A TCP server that accepts and never speaks: Ray's client alone would retry for minutes."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.extend(iter(lambda: server.accept()[0], None)), daemon=True).start()
+    started = time.monotonic()
+    done = sweep("--address", f"127.0.0.1:{server.getsockname()[1]}", "--epochs", "1", runs=tmp_path / "runs")
+    assert time.monotonic() - started < 30
+    assert done.returncode == 2 and "cannot reach a Ray cluster" in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+    server.close()
+
+
+def test_address_auto_without_a_cluster_is_one_line(monkeypatch, tmp_path, capsys):
+    """``auto`` finds a head started on this machine; with none (nothing listed in Ray's temp
+    folder, no Ray process: this machine may run others, hidden here) it is bad input."""
+    import ray._private.services as services
+
+    from bnlib import cli
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    monkeypatch.setattr(services, "find_gcs_addresses", lambda: frozenset())
+    assert cli.main(["sweep", "--address", "auto", "--epochs", "1", "--data", "synthetic",
+                     "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("bnlib: error: --address auto: no running Ray cluster") and error.count("\n") == 1
+
+
+class BrokenFamily:
+    """Networks ``broken-N``: ResNet-N in every check, raising in training (a run that fails)."""
+
+    name = "broken"
+    forms = "broken-N"
+
+    def _resnet(self, network):
+        from bnlib.architectures.resnet import FAMILY
+
+        return FAMILY, FAMILY.parse(network.name.replace("broken-", "resnet-"))
+
+    def parse(self, name):
+        if not name.startswith("broken-"):
+            return None
+        return Network(name, "broken", 1, 1) if self._resnet(Network(name, "broken", 1, 1))[1] else None
+
+    def build(self, network, *, normalize, num_classes, runs):
+        family, resnet = self._resnet(network)
+        model = family.build(resnet, normalize=normalize, num_classes=num_classes, runs=runs)
+
+        def fail(module, inputs):
+            raise RuntimeError("this network fails in training")
+
+        model.register_forward_pre_hook(fail)
+        return model
+
+    def cost(self, network):
+        return 1.0
+
+
+BROKEN = BrokenFamily()
+
+
+def test_failed_runs_are_named_at_the_end_and_exit_1(tmp_path):
+    mark = uuid.uuid4().hex
+    done = sweep("--models", "broken-8", "--trainable", "bn", "--seeds", "2", "--epochs", "1", "--retries", "0",
+                 runs=tmp_path / "runs", env={MARK: mark, "BNLIB_ARCHITECTURES": "test_sweep:BROKEN",
+                                               "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])})
+    assert done.returncode == 1, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    failed = [f"FAILED broken-8 bn seed {s}" for s in (0, 1)]
+    assert sum(l.startswith(tuple(failed)) for l in lines) == 2  # as each run fails
+    assert lines[-4].startswith("2 runs failed after 0 retries")  # and again at the end
+    assert sorted(l.strip().split(":")[0] for l in lines[-3:-1]) == failed
+    assert last_json(done.stdout)["failed"] == 2
+    assert gone(mark) == []  # a normal exit stops the local Ray
+
+
+def test_local_ray_listens_on_loopback_only_and_stops_on_sigterm(tmp_path):
+    runs = tmp_path / "runs"
+    mark = uuid.uuid4().hex
+    driver = sweep("--models", "resnet-8", "--trainable", "bn+output", "--epochs", "3", runs=runs,
+                   env={MARK: mark}, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not any(command(p).startswith("ray::_train_task") for p in marked(mark)):
+            assert time.time() < deadline and driver.poll() is None, driver.communicate()[1][-2000:]
+            time.sleep(0.2)
+        sockets = listening(marked(mark))
+        assert sockets and all(address in LOOPBACK for _, address, _ in sockets), sockets
+    finally:
+        driver.send_signal(signal.SIGTERM)  # the driver only: it must stop the Ray it started
+        _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert gone(mark) == []
 
 
 def test_a_task_started_past_the_deadline_stops_and_a_late_curve_waits_for_the_next_sweep(tmp_path):

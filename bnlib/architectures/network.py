@@ -17,12 +17,10 @@ class Network:
     family: str
     depth: int  # the x axis of the depth figures (D: residual blocks per stage for ResNets)
     width: int  # the x axis of the width figures (W: multiplier of the base widths); 1 = not widened
+    # the figures' series the name asks for: "deep" (depth sweeps) or "wide" (width sweeps);
+    # wrn-14-1 is resnet-14 in the wide series, where the width sweeps start
+    series: str = "deep"
     options: tuple[tuple[str, int], ...] = field(default=())  # anything else the builder needs
-
-    @property
-    def series(self) -> str:
-        """``deep`` for the networks of the depth sweeps (W = 1), else ``wide``."""
-        return "deep" if self.width == 1 else "wide"
 
 
 class Family(Protocol):

@@ -85,7 +85,7 @@ class ResNetFamily:
                               "(8, 14, 20, 32, ...), W >= 1")
         depth = (layers - 2) // 6
         canonical = f"resnet-{layers}" if width == 1 else f"wrn-{layers}-{width}"
-        return Network(canonical, self.name, depth, width)
+        return Network(canonical, self.name, depth, width, series="wide" if match.group(3) else "deep")
 
     def build(self, network: Network, *, normalize: bool, num_classes: int, runs: int) -> nn.Module:
         return ResNet(network.depth, network.width, normalize, num_classes, runs)

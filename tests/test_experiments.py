@@ -1,0 +1,47 @@
+"""bnlib.experiments: the profiles' scales and the grids each figure needs (no I/O)."""
+
+from bnlib.experiments import PROFILES
+from bnlib.init import BN_INITS, FEATURE_INITS
+from bnlib.plan import Plan
+
+
+def test_profiles():
+    assert PROFILES["paper"].epochs == 160 and PROFILES["paper"].seeds == 5
+    assert len(PROFILES["paper"].deep + PROFILES["paper"].wide) == 13
+    assert PROFILES["smoke"].data == "synthetic"
+    cpu = Plan.from_parameters("cpu")
+    gamma = cpu.gamma_grid()  # Figures 5-7: Figure 2's All and BN runs, every network and seed
+    assert set(gamma) <= set(cpu.figure2()) and {c.train.trainable for c in gamma} == {"all", "bn"}
+    assert len(gamma) == 2 * sum(cpu.seeds_of(n) for n in cpu.networks())
+
+
+def test_cpu_profile_grid_trains_each_network_once_cheap_and_seed_zero_first():
+    from bnlib.architectures import cost
+    from bnlib.sweep import profile_grid
+
+    grid = profile_grid("cpu")
+    assert len(grid) == len(set(grid)) and "wrn-14-1" not in {c.model.model for c in grid}
+    order = [(c.train.seed, cost(c.model.model)) for c in grid]
+    assert order == sorted(order) and {c.train.epochs for c in grid} == {PROFILES["cpu"].epochs}
+    seeds = {}
+    for c in grid:
+        seeds.setdefault(c.model.model, set()).add(c.train.seed)
+    # the costlier a network, the fewer replicates: the grid fits about 12 hours of the CPU
+    assert seeds["resnet-56"] == seeds["wrn-14-4"] == {0}
+    assert seeds["resnet-32"] == seeds["wrn-14-2"] == {0, 1} and seeds["resnet-14"] == {0, 1, 2}
+    assert len(grid) == 90
+    plan = Plan.from_parameters("cpu")
+    chapters = plan.figure1() + plan.figure2() + plan.bn_init_grid() + plan.feature_init_grid() + plan.ablation_grid()
+    assert set(plan.all_runs()) == set(chapters) == set(grid)  # the sweep trains what the chapters show
+    assert plan.scale() == "2 epochs, 3 seed(s) (2 for resnet-32, wrn-14-2; 1 for resnet-56, wrn-14-4)"
+    plan = Plan.from_parameters("cpu", seeds=2)  # a chapter that asks for seeds gets them everywhere
+    assert {c.train.seed for c in plan.figure2() if c.model.model == "wrn-14-4"} == {0, 1}
+
+
+def test_init_grids_come_from_the_init_registry(monkeypatch):
+    """A new initialisation reaches the book's grids from its registry entry alone."""
+    monkeypatch.setitem(BN_INITS, "halves", BN_INITS["ones"])
+    monkeypatch.setitem(FEATURE_INITS, "tiny", FEATURE_INITS["he-normal"])
+    plan = Plan.from_parameters("cpu")
+    assert "halves" in {c.model.bn_init for c in plan.bn_init_grid()}
+    assert "tiny" in {c.model.feature_init for c in plan.feature_init_grid()}
