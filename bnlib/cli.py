@@ -1,5 +1,7 @@
 """``python -m bnlib``: ``params`` prints Table 1, ``train`` trains (or finds) one run,
-``sweep`` trains a grid on Ray, ``bench`` compares the trainer with a plain PyTorch loop.
+``sweep`` trains a grid on Ray, ``check`` lists the state of every run of a store, ``data
+reencode`` writes a data set again as JPEG at another quality, ``bench`` compares the trainer
+with a plain PyTorch loop.
 
 Every config field is a ``train`` flag of the same name (``bn_init`` -> ``--bn-init``). Bad
 input exits with status 2 and one line on stderr, before anything is written. The last line
@@ -7,9 +9,11 @@ input exits with status 2 and one line on stderr, before anything is written. Th
 
 ``train`` and ``sweep`` take ``--time-limit`` (``90s``, ``9m``, ``2h``, ``1h30m``, ``1d12h``):
 a run stops at the last epoch boundary that fits, keeps its checkpoint and resumes when the
-command is run again. Exit status: 0 when every run finished (complete, diverged, or failed
-after its retries in a sweep), 3 (``EXIT_STOPPED``) when the time limit stopped a run or kept
-one from starting, 2 on bad input.
+command is run again. Exit status: 0 when every run finished (complete or diverged), 3
+(``EXIT_STOPPED``) when the time limit stopped a run or kept one from starting, 1 when a sweep's
+run failed after its retries (the sweep names them), 2 on bad input, including a sweep setting
+the machine or cluster cannot meet. 3 comes before 1: running the same sweep again resumes the
+stopped runs and retries the failed ones, so a job that resubmits itself on 3 goes on.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m bnlib", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("params", help="print Table 1: parameter counts of the paper's 13 networks")
+    check = commands.add_parser("check", help="the state of every run in a results store; exit 1 if any is unreadable")
+    check.add_argument("runs_dir", metavar="RUNS_DIR")
     train = commands.add_parser("train", help="train one network (or return its stored result)")
     _add_config_flags(train)
     train.add_argument("--runs-dir", default="runs", help="results store (default: runs)")
@@ -102,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--log", help="file to append a line per finished run to (as well as stdout)")
     sweep.add_argument("--dry-run", action="store_true", help="list the grid and what is finished; train nothing")
     _add_time_limit(sweep)
+    data = commands.add_parser("data", help="data sets: re-encode one as JPEG at another quality")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    reencode = data_commands.add_parser("reencode", help="write SRC again as JPEG at --quality into DST (.tar.gz)")
+    reencode.add_argument("--quality", type=int, required=True, help="JPEG quality, 1..95 (the copy is 75)")
+    reencode.add_argument("src", metavar="SRC", help="a data source, as --data of train takes")
+    reencode.add_argument("dst", metavar="DST", nargs="?",
+                          help="the .tar.gz to write (default: in the data cache, named <src>-q<Q>.tar.gz)")
     bench = commands.add_parser("bench", help="images/s of bnlib's trainer against a plain PyTorch loop")
     bench.add_argument("--model", help="one network (default: resnet-14, resnet-20, resnet-56)")
     bench.add_argument("--trainable", help="one mode (default: bn and all)")
@@ -206,14 +219,44 @@ def _sweep(args: argparse.Namespace) -> int:
                   f"feature_init={c['feature_init']} normalize={c['normalize']} seed={c['seed']} epochs={c['epochs']}")
         print(json.dumps({"runs": len(configs), "done": sum(finished), "todo": len(configs) - sum(finished)}))
         return 0
-    if args.address:
-        sweep.check_address(args.address)
     counts = sweep.run(configs, args.runs_dir or "runs", address=args.address, gpus_per_run=args.gpus_per_run,
                        cpus_per_run=args.cpus_per_run, retries=args.retries, progress=not args.no_progress,
                        log=args.log,
                        deadline=None if args.time_limit is None else args.started + args.time_limit)
     print(json.dumps(counts))
-    return EXIT_STOPPED if counts["stopped"] else 0
+    if counts["stopped"]:  # first: running the same command again also retries the failed runs
+        return EXIT_STOPPED
+    return 1 if counts["failed"] else 0  # the FAILED lines name the runs
+
+
+def _data(args: argparse.Namespace) -> int:
+    from . import data
+    from .reencode import reencode
+
+    path = reencode(args.src, args.quality, args.dst)
+    dataset = data.load(str(path))
+    print(f"{path}: {data.summary(dataset)}", file=sys.stderr)
+    print(json.dumps({"path": str(path), "quality": args.quality, "data_fingerprint": dataset.fingerprint,
+                      "data_source": data.describe_source(dataset.describe()["data_source"])}))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from . import results
+
+    try:
+        states = results.check(args.runs_dir)
+    except results.Unreadable as error:
+        raise ConfigError(str(error)) from None
+    for s in states:
+        epochs = f"{s['epochs']} epoch(s)" if s["state"] != "unreadable" else ""
+        print(f"{s['run']}  {s['state']:<11} {epochs:<12} {s['detail']}".rstrip())
+    counts = Counter(s["state"] for s in states)
+    print(json.dumps({"runs": len(states), **{k: counts.get(k, 0) for k in (
+        "complete", "diverged", "stopped", "interrupted", "unreadable")}, "runs_dir": args.runs_dir}))
+    return 1 if counts.get("unreadable") else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,8 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.started = started
     try:
         commands = {"params": _params, "train": lambda: _train(args), "bench": lambda: _bench(args),
-                    "sweep": lambda: _sweep(args)}
+                    "sweep": lambda: _sweep(args), "check": lambda: _check(args),
+                    "data": lambda: _data(args)}
         return commands[args.command]()
     except ConfigError as error:
         sys.stderr.write(f"bnlib: error: {error}\n")
         return 2
+    except OSError as error:  # a full disk, a folder removed under a run: one line naming the path
+        where = f"{error.filename}: " if error.filename else ""
+        sys.stderr.write(f"bnlib: error: {where}{error.strerror or error}\n")
+        return 1

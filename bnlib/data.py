@@ -95,8 +95,10 @@ def describe_source(source: str) -> str:
         return "synthetic data (not CIFAR-10)"
     if kind == "torchvision":
         return "CIFAR-10"
-    if "jpeg" in Path(where).name.lower() or "jpg" in Path(where).name.lower():
-        return "CIFAR-10, JPEG copy"
+    name = Path(where).name.lower()
+    if "jpeg" in name or "jpg" in name:
+        quality = re.search(r"-q(\d+)\b", name)  # bnlib.reencode's names: cifar10-jpeg-q50.tar.gz
+        return f"CIFAR-10, JPEG copy re-encoded at quality {quality.group(1)}" if quality else "CIFAR-10, JPEG copy"
     return f"image folder {Path(where).name}"
 
 
