@@ -160,3 +160,33 @@ class Experiments:
         """Every run the chapters need: Figures 1 and 2 and Appendices C, D and E, each once."""
         return list(dict.fromkeys(self.figure1() + self.figure2() + self.bn_init_grid()
                                   + self.feature_init_grid() + self.ablation_grid()))
+
+
+# --------------------------------------------------------------------------- the scale bridge
+
+# Chapter 9's epoch ladder, between the cpu profile's 2 epochs and the paper's 160: ResNet-14 in
+# BN-only and All modes (Appendix B's schedule scaled: lr drops at 50% and 75% of training),
+# two seeds up to 16 epochs, and ResNet-32 BN-only at 16. Its store is data/runs/scale.
+LADDER_EPOCHS = (4, 8, 16, 32)
+LADDER_SEEDS = {4: 2, 8: 2, 16: 2, 32: 1}
+# The price of JPEG: the same two modes at 16 epochs on copies re-encoded at lower qualities.
+JPEG_QUALITIES = (50, 25)
+JPEG_EPOCHS = 16
+SCALE_RUNS_DIR = str(ROOT / "data" / "runs" / "scale")
+
+
+def scale_ladder(data: str) -> list[RunConfig]:
+    """The epoch ladder's runs on ``data``, cheapest first (the order scripts/scale-ladder.sh runs)."""
+    runs = [RunConfig.from_flat(model="resnet-14", trainable=mode, epochs=epochs, seed=seed, data=data)
+            for epochs in LADDER_EPOCHS[:-1] for mode in ("bn", "all") for seed in range(LADDER_SEEDS[epochs])]
+    runs.append(RunConfig.from_flat(model="resnet-32", trainable="bn", epochs=16, seed=0, data=data))
+    runs += [RunConfig.from_flat(model="resnet-14", trainable=mode, epochs=LADDER_EPOCHS[-1], seed=0, data=data)
+             for mode in ("bn", "all")]
+    return runs
+
+
+def jpeg_price(sources: dict[int, str]) -> list[RunConfig]:
+    """ResNet-14 All and BN-only for 16 epochs on each re-encoded copy (quality -> data source)."""
+    return [RunConfig.from_flat(model="resnet-14", trainable=mode, epochs=JPEG_EPOCHS, seed=0, data=source)
+            for quality, source in sorted(sources.items(), reverse=True) for mode in ("bn", "all")]
+
