@@ -203,6 +203,37 @@ def set_gamma(model: nn.Module, threshold: float, keep: str = "value") -> tuple[
     return clamped, float((all_gamma.abs() < threshold).float().mean())
 
 
+def clamped_accuracy(model: nn.Module, dataset: data_lib.Dataset, threshold: float, keep: str = "value",
+                     ) -> tuple[float, float]:
+    """Figure 7's re-evaluation, live: test accuracy (percent) of ``model`` with its gammas
+    below ``threshold`` set to 0 (others kept, or binarised: :func:`set_gamma`), and the
+    fraction set to 0. The chapter 7 slider and ``python -m bnlib clamp`` both call this."""
+    from .train import evaluate
+
+    clamped, fraction = set_gamma(model, threshold, keep)
+    _, accuracy = evaluate(clamped, dataset)
+    return accuracy, fraction
+
+
+def data_of(run_dir: str | Path, data: str | None = None) -> data_lib.Dataset:
+    """The data set a stored run was trained on: ``data`` if given, else this machine's real
+    data (:func:`bnlib.data.default_real_data`) or ``synthetic``; refused unless its
+    fingerprint is the run's."""
+    from .errors import ConfigError
+
+    expected = results.read_json(Path(run_dir) / results.CONFIG).get("data_fingerprint")
+    candidates = [data] if data else [data_lib.default_real_data(), "synthetic"]
+    for source in candidates:
+        try:
+            dataset = data_lib.load(source)
+        except ConfigError:
+            continue
+        if dataset.fingerprint == expected:
+            return dataset
+    raise ConfigError(f"{run_dir} was trained on data {expected}: pass --data with that data set "
+                      f"(tried {', '.join(candidates)})")
+
+
 def clamp_grid() -> list[tuple[str, float]]:
     """Figure 7's evaluations: every clamping threshold keeping the other gammas, and each
     binarisation (the others set to +-1, or to +- their mean magnitude)."""

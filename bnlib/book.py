@@ -10,6 +10,7 @@ import pandas as pd
 
 from . import analysis, data as data_lib, results
 from .freezing import paper_label
+from .experiments import ROOT
 from .plan import PROFILES, Plan
 
 
@@ -142,19 +143,29 @@ def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def live_run(plan: Plan, runs: pd.DataFrame) -> str | None:
-    """A finished BatchNorm-only run of the case-study network that can be re-evaluated here:
-    its weights are on this machine (they are not committed) and so is the data it used."""
+    """A finished BatchNorm-only run that can be re-evaluated here, its weights and its data on
+    this machine: the case-study network's from this chapter's runs first, else the longest-trained
+    one whose weights the book ships (small runs of data/runs/*: ResNet-14 and ResNet-32)."""
     case = runs[(runs["model"] == plan.case_study()) & (runs["mode"] == "BN") & (runs["status"] == "complete")] \
         if len(runs) else runs
     for _, run in case.iterrows():
+        if _evaluable_here(plan, run):
+            return str(run["run_dir"])
+    shipped = [results.load(store) for store in sorted((ROOT / "data" / "runs").glob("*")) if store.is_dir()]
+    shipped = with_labels(pd.concat([s for s in shipped if len(s)], ignore_index=True)) if any(map(len, shipped)) \
+        else pd.DataFrame()
+    if shipped.empty:
+        return None
+    shipped = shipped[(shipped["mode"] == "BN") & (shipped["status"] == "complete")]
+    for _, run in shipped.sort_values("epochs_completed", ascending=False, kind="stable").iterrows():
         if _evaluable_here(plan, run):
             return str(run["run_dir"])
     return None
 
 
 def _evaluable_here(plan: Plan, run: pd.Series) -> bool:
-    """Whether a stored run can be re-evaluated on this machine: its weights (not committed)
-    and the data it was trained on are both here."""
+    """Whether a stored run can be re-evaluated on this machine: its weights (committed for small
+    runs only) and the data it was trained on are both here."""
     return (Path(run["run_dir"]) / results.MODEL).is_file() and plan.fingerprint() == run["data_fingerprint"]
 
 
@@ -164,10 +175,8 @@ def clamping_explorer(plan: Plan, run_dir: str):
     state it was saved with)."""
     import ipywidgets as widgets
 
-    from .train import evaluate
-
     model = analysis.load_model(run_dir)
-    dataset = data_lib.load(plan.data_source)
+    dataset = analysis.data_of(run_dir, plan.data_source)
     out = widgets.Output()
     slider = widgets.FloatLogSlider(value=0.01, base=10, min=-4, max=0, step=0.1, description="|γ| <",
                                     readout_format=".4f", continuous_update=False)
@@ -175,8 +184,7 @@ def clamping_explorer(plan: Plan, run_dir: str):
                                      ("others to ±mean|γ|", "mean")], value="value", description="then")
 
     def update(_=None) -> None:
-        clamped, fraction = analysis.set_gamma(model, slider.value, keep.value)
-        _, accuracy = evaluate(clamped, dataset)
+        accuracy, fraction = analysis.clamped_accuracy(model, dataset, slider.value, keep.value)
         out.clear_output()
         with out:
             print(f"{100 * fraction:.1f}% of γ set to 0 -> test accuracy {accuracy:.2f}%")

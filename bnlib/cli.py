@@ -1,7 +1,7 @@
 """``python -m bnlib``: ``params`` prints Table 1, ``train`` trains (or finds) one run,
-``sweep`` trains a grid on Ray, ``check`` lists the state of every run of a store, ``data
-reencode`` writes a data set again as JPEG at another quality, ``bench`` compares the trainer
-with a plain PyTorch loop.
+``sweep`` trains a grid on Ray, ``check`` lists the state of every run of a store, ``clamp``
+re-evaluates a run with its small gammas set to 0, ``data reencode`` writes a data set again as
+JPEG at another quality, ``bench`` compares the trainer with a plain PyTorch loop.
 
 Every config field is a ``train`` flag of the same name (``bn_init`` -> ``--bn-init``). Bad
 input exits with status 2 and one line on stderr, before anything is written. The last line
@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--log", help="file to append a line per finished run to (as well as stdout)")
     sweep.add_argument("--dry-run", action="store_true", help="list the grid and what is finished; train nothing")
     _add_time_limit(sweep)
+    clamp = commands.add_parser("clamp", help="re-evaluate a stored run with its small gammas set to 0 (Figure 7)")
+    clamp.add_argument("run_dir", metavar="RUN_DIR", help="a finished run's folder (with its model.pt)")
+    clamp.add_argument("--threshold", type=float, required=True, help="gammas with |gamma| below this become 0")
+    clamp.add_argument("--binarize", choices=["one", "mean"],
+                       help="also set every other gamma to sign(gamma) (one) or sign(gamma)*mean|gamma| (mean)")
+    clamp.add_argument("--data", help="the data set the run was trained on (default: this machine's real data)")
     data = commands.add_parser("data", help="data sets: re-encode one as JPEG at another quality")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     reencode = data_commands.add_parser("reencode", help="write SRC again as JPEG at --quality into DST (.tar.gz)")
@@ -241,6 +247,24 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clamp(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import analysis, results
+
+    run = Path(args.run_dir)
+    if not (run / results.MODEL).is_file():
+        raise ConfigError(f"{run} has no {results.MODEL}: its weights were not kept")
+    if not args.threshold >= 0:
+        raise ConfigError(f"threshold must be >= 0, got {args.threshold}")
+    model = analysis.load_model(run)
+    accuracy, fraction = analysis.clamped_accuracy(model, analysis.data_of(run, args.data), args.threshold,
+                                                   args.binarize or "value")
+    print(json.dumps({"run_dir": str(run), "threshold": args.threshold, "keep": args.binarize or "value",
+                      "fraction_clamped": fraction, "test_accuracy": accuracy}))
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from collections import Counter
 
@@ -266,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"params": _params, "train": lambda: _train(args), "bench": lambda: _bench(args),
                     "sweep": lambda: _sweep(args), "check": lambda: _check(args),
-                    "data": lambda: _data(args)}
+                    "data": lambda: _data(args), "clamp": lambda: _clamp(args)}
         return commands[args.command]()
     except ConfigError as error:
         sys.stderr.write(f"bnlib: error: {error}\n")

@@ -197,3 +197,23 @@ def test_a_full_disk_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["resumed_from_epoch"] == 1
 
+
+
+def test_clamp_re_evaluates_a_run_as_figure_7_does(trained_run, synthetic, capsys, tmp_path):
+    from bnlib import analysis, results
+
+    for keep, flags in (("value", []), ("mean", ["--binarize", "mean"])):
+        assert main(["clamp", str(trained_run), "--threshold", "0.3", "--data", "synthetic", *flags]) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        [expected] = analysis.clamp_curve(trained_run, synthetic, grid=[(keep, 0.3)]).to_dict("records")
+        assert out["keep"] == keep and out["test_accuracy"] == expected["test_accuracy"]
+        assert out["fraction_clamped"] == pytest.approx(expected["fraction_clamped"])
+    (trained_run / results.MODEL).rename(tmp_path / "kept.pt")
+    assert main(["clamp", str(trained_run), "--threshold", "0.3", "--data", "synthetic"]) == 2
+    assert "model.pt" in capsys.readouterr().err
+    (tmp_path / "kept.pt").rename(trained_run / results.MODEL)
+    other = tmp_path / "other-q50.tar.gz"
+    assert main(["data", "reencode", "--quality", "50", "synthetic", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["clamp", str(trained_run), "--threshold", "0.3", "--data", str(other)]) == 2
+    assert "was trained on data" in capsys.readouterr().err
