@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 import pandas as pd
 
 from . import analysis, data as data_lib, results
@@ -193,3 +195,67 @@ def clamping_explorer(plan: Plan, run_dir: str):
     keep.observe(update, names="value")
     update()
     return widgets.VBox([widgets.HBox([slider, keep]), out])
+
+
+# --------------------------------------------------------------------------- the verdict
+
+# The paper's headline claims, in the order a reader asks about them (ids of data/paper/claims.csv).
+HEADLINE = ("bn-14", "bn-110", "bn-866", "bn-wrn32", "bnso-110", "bnso-gain-14", "depth-beats-width",
+            "slope-ratio", "depth-helps-bn", "gamma-spike-14", "gamma-001-bn-14", "clamp-001-bn-14",
+            "clamp-01-bn-110", "binarize-bn-14", "bn-init-ones", "beta-one-gain-14", "feature-init-none",
+            "norm-helps-14")
+# Where each figure of the paper is reproduced.
+CHAPTERS = {"Table 1": "02-architectures", "Figure 1": "03-gamma-beta-all", "Figure 2": "04-training-only-batchnorm",
+            "Figure 3": "04-training-only-batchnorm", "Figure 4": "04-training-only-batchnorm",
+            "Figure A2": "05-initialisation", "Figure A3": "05-initialisation", "Figure 5": "06-gamma-beta-values",
+            "Figure 6": "06-gamma-beta-values", "Figure 7": "07-clamping", "Section 5": "07-clamping",
+            "Figure A1": "08-ablation"}
+# The stores the book ships, largest scale first: a claim is answered by the first that runs it.
+SCALES = (("paper", "160 epochs (GPU)"), ("scale", "the epoch ladder (CPU)"), ("cpu", "2 epochs (CPU)"))
+
+
+def verdict(ids: tuple[str, ...] = HEADLINE, runs_root: Path | None = None) -> pd.DataFrame:
+    """Does it reproduce? One row per headline claim: the paper's value, ours at the largest scale
+    the book has for it (160-epoch GPU runs first, then the epoch ladder, then the 2-epoch CPU
+    grid), that scale, whether it holds, and the chapter. Computed from the stores and
+    data/paper/claims.csv only."""
+    from . import claims
+
+    root = runs_root or ROOT / "data" / "runs"
+    wanted = claims.load_claims().set_index("id").loc[list(ids)].reset_index()
+    boards = [(label, claims.scoreboard(results.load(root / name), wanted).set_index("id"))
+              for name, label in SCALES if results.run_dirs(root / name)]
+    rows = []
+    for claim in wanted.itertuples():
+        answered = [(label, board.loc[claim.id]) for label, board in boards if board.loc[claim.id, "holds"] != "not run"]
+        label, row = answered[0] if answered else ("", None)
+        rows.append({
+            "claim": claim.claim,
+            "paper": {"positive": "> 0", "negative": "< 0"}.get(claim.holds_if, _number(claim.paper_value, claim.quantity)),
+            "ours": "" if row is None else _number(row["ours"], claim.quantity),
+            "holds": "not yet run" if row is None else row["holds"],
+            "our scale": "" if row is None else f"{label}: {row['scale'].split('; ', 1)[-1]}",
+            "chapter": CHAPTERS.get(claim.figure, ""),
+        })
+    return pd.DataFrame(rows)
+
+
+def _number(value, quantity: str) -> str:
+    """A claim's value as a reader reads it: accuracies and gaps in points with one decimal,
+    fractions as percentages, ratios with two decimals; never scientific notation."""
+    if value is None or value == "" or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    value = float(value)
+    if quantity.startswith("gamma_frac") or quantity.endswith("_frac"):
+        return f"{100 * value:.1f}%"
+    if "ratio" in quantity or "slope" in quantity:
+        return f"{value:.2f}"
+    return f"{value:.1f}"
+
+
+def verdict_html(table: pd.DataFrame, chapter_prefix: str = "chapters/") -> str:
+    """The verdict as an HTML table whose chapter column links to the chapter."""
+    table = table.assign(chapter=[f'<a href="{chapter_prefix}{c}.html">{int(c[:2])}</a>' if c else ""
+                                  for c in table["chapter"]])
+    return table.to_html(index=False, escape=False, classes="verdict", border=0)
+

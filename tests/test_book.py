@@ -128,3 +128,32 @@ def test_built_book_renders_a_plotly_figure(tmp_path):
         capture_output=True, text=True, timeout=120)
     assert "plot-container plotly" in dom.stdout  # plotly.js ran and drew a figure, offline
     assert dom.stdout.count("main-svg") >= 2
+
+
+def test_the_verdict_answers_each_headline_claim_at_the_largest_scale(store, tmp_path):
+    import shutil
+
+    from bnlib import claims
+
+    root = tmp_path / "runs"
+    shutil.copytree(store, root / "cpu")
+    table = book.verdict(runs_root=root)
+    assert list(table.columns) == ["claim", "paper", "ours", "holds", "our scale", "chapter"]
+    assert len(table) == len(book.HEADLINE) and set(table["holds"]) <= {"yes", "no", "not yet run"}
+    assert (table["holds"] == "not yet run").any()  # the fixture has no ResNet-110
+    answered = table[table["holds"] != "not yet run"]
+    assert len(answered) and all(s.startswith("2 epochs (CPU)") for s in answered["our scale"])
+    assert not table[["paper", "ours"]].apply(lambda c: c.str.contains("e[+-]", regex=True)).any().any()
+    known = set(claims.load_claims()["id"])
+    assert set(book.HEADLINE) <= known and all(book.CHAPTERS.get(f) for f in claims.load_claims().set_index("id")
+                                               .loc[list(book.HEADLINE), "figure"])
+    html = book.verdict_html(table)
+    assert '<a href="chapters/04-training-only-batchnorm.html">4</a>' in html and "<th>holds</th>" in html
+
+
+def test_the_landing_page_shows_the_verdict():
+    import json
+
+    cells = json.loads((ROOT / "book" / "index.ipynb").read_text())["cells"]
+    assert any("book.verdict" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code")
