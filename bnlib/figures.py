@@ -12,11 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import analysis
-
-PALETTE = {  # the paper's colours where it has them
-    "All": "#1f77b4", "None": "#2ca02c", "BN": "#d62728", "BN+S+O": "#e6b800", "S+O": "#7f7f7f",
-    "gamma/beta frozen": "#9467bd",
-}
+from .style import TEMPLATE, dash, marker, mode_colour, mode_name
 
 
 def _title(text: str, runs: pd.DataFrame) -> dict:
@@ -32,11 +28,12 @@ def accuracy_by_network(summary: pd.DataFrame, runs: pd.DataFrame, series: str, 
         part = part.set_index("model").reindex([n for n in networks if n in set(part["model"])])
         fig.add_trace(go.Scatter(
             x=part.index, y=part["mean"], error_y={"type": "data", "array": part["std"]},
-            mode="lines+markers", name=str(label), line={"color": PALETTE.get(str(label))},
+            mode="lines+markers" if len(part) > 1 else "markers", name=mode_name(label),
+            line={"color": mode_colour(label)}, marker={"color": mode_colour(label), "size": 8},
             customdata=part["n"], hovertemplate="%{x}: %{y:.2f}% (n=%{customdata})<extra>" + str(label) + "</extra>",
         ))
     fig.update_layout(title=_title(title, runs), xaxis_title="network", yaxis_title="test accuracy (%)",
-                      xaxis={"categoryorder": "array", "categoryarray": networks}, template="plotly_white")
+                      xaxis={"categoryorder": "array", "categoryarray": networks}, template=TEMPLATE)
     return fig
 
 
@@ -45,15 +42,17 @@ def accuracy_curves(metrics: pd.DataFrame, series: str, title: str) -> go.Figure
     fig = go.Figure()
     for label, part in metrics.groupby(series, sort=False):
         stats = part.groupby("epoch")["test_accuracy"].agg(["mean", "std"]).fillna(0.0).reset_index()
-        color = PALETTE.get(str(label))
-        fig.add_trace(go.Scatter(x=stats["epoch"], y=stats["mean"], name=str(label), mode="lines",
-                                 line={"color": color}))
+        color = mode_colour(label)
+        # two epochs are two points, not a learning curve: drawn as markers
+        fig.add_trace(go.Scatter(x=stats["epoch"], y=stats["mean"], name=mode_name(label),
+                                 mode="lines" if len(stats) > 2 else "markers",
+                                 line={"color": color}, marker={"color": color, "size": 8}))
         band = pd.concat([stats["mean"] + stats["std"], (stats["mean"] - stats["std"])[::-1]])
         fig.add_trace(go.Scatter(x=pd.concat([stats["epoch"], stats["epoch"][::-1]]), y=band, fill="toself",
                                  line={"width": 0}, opacity=0.2, showlegend=False, hoverinfo="skip",
                                  fillcolor=color))
-    fig.update_layout(title=_title(title, metrics), xaxis_title="epoch", yaxis_title="test accuracy (%)",
-                      template="plotly_white")
+    fig.update_layout(title=_title(title, metrics), yaxis_title="test accuracy (%)", template=TEMPLATE,
+                      xaxis={"title": "epoch", "dtick": max(1, int(metrics["epoch"].max()) // 8) if len(metrics) else 1})
     return fig
 
 
@@ -63,7 +62,7 @@ def accuracy_vs_bn_parameters(summary: pd.DataFrame, runs: pd.DataFrame) -> go.F
     fig = go.Figure()
     series = analysis.depth_width_series(summary)
     labels = {"deep": "depth (resnet-N)", "wide": "width (wrn-14-W)"}
-    for (kind, part), color in zip(series.items(), ("#1f77b4", "#d62728")):
+    for (kind, part), color in zip(series.items(), ("#444444", "#d62728")):
         if part.empty:
             continue
         label = labels[kind]
@@ -75,9 +74,9 @@ def accuracy_vs_bn_parameters(summary: pd.DataFrame, runs: pd.DataFrame) -> go.F
             xs = np.array([x.min(), x.max()], dtype=float)
             fig.add_trace(go.Scatter(x=xs, y=intercept + slope * np.log2(xs), mode="lines", line={"color": color,
                                      "dash": "dash"}, name=f"{label}: {slope:+.2f} points per doubling"))
-    fig.update_layout(title=_title("Accuracy against BatchNorm parameters (BN only)", runs),
+    fig.update_layout(title=_title("Figure 4: accuracy against BatchNorm parameters (BN only)", runs),
                       xaxis={"type": "log", "title": "BatchNorm parameters"}, yaxis_title="test accuracy (%)",
-                      template="plotly_white")
+                      template=TEMPLATE)
     return fig
 
 
@@ -89,29 +88,40 @@ def gamma_beta_histograms(tables: dict[str, pd.DataFrame], runs: pd.DataFrame, n
     fig = make_subplots(rows=1, cols=2, subplot_titles=("γ", "β"))
     for label, bn in tables.items():
         for col, column in ((1, "gamma"), (2, "beta")):
-            fig.add_trace(go.Histogram(x=bn[column], name=label, legendgroup=label, showlegend=col == 1,
-                                       marker={"color": PALETTE.get(label)}, opacity=0.6, nbinsx=80,
+            fig.add_trace(go.Histogram(x=bn[column], name=mode_name(label), legendgroup=label, showlegend=col == 1,
+                                       marker={"color": mode_colour(label)}, opacity=0.6, nbinsx=80,
                                        histnorm="probability"), row=1, col=col)
-    fig.update_layout(barmode="overlay", template="plotly_white", yaxis_title="fraction of channels",
-                      title=_title(f"γ and β of {network}", runs))
+    fig.update_layout(barmode="overlay", template=TEMPLATE, yaxis_title="fraction of channels",
+                      title=_title(f"Figure 5: γ and β of {network}", runs))
+    fig.update_xaxes(title_text="γ", row=1, col=1)
+    fig.update_xaxes(title_text="β", row=1, col=2)
     return fig
 
 
 def gamma_fractions_by_network(table: pd.DataFrame, networks: list[str], label_column: str) -> go.Figure:
-    """Figure 6: the fraction of |gamma| under each threshold per network, a line per threshold
-    and a dash style per training mode."""
-    fig = go.Figure()
+    """Figure 6: the fraction of |gamma| under each threshold per network, depth and width in
+    separate panels as in the paper; colour is the training mode, dash and marker the threshold."""
+    from plotly.subplots import make_subplots
+
     columns = [c for c in table.columns if c.startswith("frac_below_")]
-    dashes = ("solid", "dot", "dash", "dashdot")
-    for (label, part), dash in zip(table.groupby(label_column, sort=False), dashes * 4):
-        means = part.groupby("model")[columns].mean().reindex([n for n in networks if n in set(part["model"])])
-        for column in columns:
-            fig.add_trace(go.Scatter(x=means.index, y=means[column], mode="lines+markers",
-                                     name=f"{label}: |γ| < {column.removeprefix('frac_below_')}",
-                                     line={"dash": dash}))
-    fig.update_layout(title=_title("Fraction of γ below each threshold", table), xaxis_title="network",
-                      yaxis_title="fraction of γ", template="plotly_white",
-                      xaxis={"categoryorder": "array", "categoryarray": networks})
+    series = analysis.depth_width_series(pd.DataFrame({"model": networks}))
+    panels = [(kind, [n for n in part["model"] if n in set(table["model"])]) for kind, part in series.items()]
+    panels = [(kind, nets) for kind, nets in panels if nets]
+    fig = make_subplots(rows=1, cols=max(1, len(panels)), shared_yaxes=True,
+                        subplot_titles=[f"{'depth' if k == 'deep' else 'width'}" for k, _ in panels])
+    for col, (kind, nets) in enumerate(panels, start=1):
+        for label, part in table.groupby(label_column, sort=False):
+            means = part.groupby("model")[columns].mean().reindex([n for n in nets if n in set(part["model"])])
+            for i, column in enumerate(columns):
+                threshold = column.removeprefix("frac_below_")
+                fig.add_trace(go.Scatter(
+                    x=means.index, y=100 * means[column], mode="lines+markers" if len(means) > 1 else "markers",
+                    name=f"{mode_name(label)}: |γ| < {threshold}", legendgroup=f"{label}{threshold}",
+                    showlegend=col == 1, line={"dash": dash(i), "color": mode_colour(label)},
+                    marker={"symbol": marker(i), "color": mode_colour(label), "size": 8}), row=1, col=col)
+        fig.update_xaxes(title_text="network", categoryorder="array", categoryarray=nets, row=1, col=col)
+    fig.update_yaxes(title_text="γ below the threshold (%)", row=1, col=1)
+    fig.update_layout(title=_title("Figure 6: fraction of γ below each threshold", table), template=TEMPLATE)
     return fig
 
 
@@ -130,7 +140,7 @@ def clamping_slider(curves: pd.DataFrame, runs: pd.DataFrame, networks: list[str
             stats = at[at["mode"] == label].groupby("model").agg(
                 accuracy=("test_accuracy", "mean"), fraction=("fraction_clamped", "mean"))
             stats = stats.reindex([n for n in networks if n in stats.index])
-            out.append(go.Bar(x=stats.index, y=stats["accuracy"], name=label, marker={"color": PALETTE.get(label)},
+            out.append(go.Bar(x=stats.index, y=stats["accuracy"], name=mode_name(label), marker={"color": mode_colour(label)},
                               customdata=100 * stats["fraction"],
                               hovertemplate="%{x}: %{y:.2f}%, %{customdata:.0f}% of γ clamped<extra>"
                                             + label + "</extra>"))
@@ -138,8 +148,8 @@ def clamping_slider(curves: pd.DataFrame, runs: pd.DataFrame, networks: list[str
 
     fig = go.Figure(data=bars(thresholds[0]), frames=[go.Frame(data=bars(t), name=f"{t:g}") for t in thresholds])
     fig.update_layout(
-        title=_title("Accuracy after clamping |γ| < threshold to 0", runs), barmode="group",
-        yaxis={"title": "test accuracy (%)", "range": [0, 100]}, template="plotly_white",
+        title=_title("Figure 7: accuracy after clamping |γ| < threshold to 0", runs), barmode="group",
+        yaxis={"title": "test accuracy (%)", "range": [0, 100]}, template=TEMPLATE,
         sliders=[{"currentvalue": {"prefix": "threshold: "}, "steps": [
             {"label": f"{t:g}", "method": "animate",
              "args": [[f"{t:g}"], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}]}
@@ -149,16 +159,30 @@ def clamping_slider(curves: pd.DataFrame, runs: pd.DataFrame, networks: list[str
 
 
 def clamping_lines(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
-    """Accuracy against the clamping threshold, a line per network and mode, one dash style per
-    way of treating the gammas above the threshold (kept, ±1, ±mean|γ|)."""
+    """Figure 7 as lines: accuracy against the clamping threshold (log axis), colour the mode and
+    marker the network; the unclamped accuracy (threshold 0) is a dotted line, and the
+    binarisations (single thresholds) are single markers: ±1 open, ±mean|γ| filled."""
     fig = go.Figure()
-    dashes = {"value": "solid", "one": "dot", "mean": "dash"}
-    names = {"value": "clamped", "one": "binarised ±1", "mean": "binarised ±μ"}
-    for (model, mode, keep), part in curves.groupby(["model", "mode", "keep"], sort=False):
-        stats = part.groupby("threshold")["test_accuracy"].mean()
-        fig.add_trace(go.Scatter(x=stats.index, y=stats.values, mode="lines+markers",
-                                 name=f"{model} {mode} {names[keep]}", line={"dash": dashes[keep],
-                                 "color": PALETTE.get(mode)}))
-    fig.update_layout(title=_title("Clamping and binarising γ", runs), xaxis_title="threshold on |γ|",
-                      yaxis_title="test accuracy (%)", template="plotly_white")
+    networks = list(dict.fromkeys(curves["model"]))
+    for (model, mode), part in curves.groupby(["model", "mode"], sort=False):
+        colour, symbol = mode_colour(mode), marker(networks.index(model))
+        clamped = part[part["keep"] == "value"].groupby("threshold")["test_accuracy"].mean()
+        positive = clamped[clamped.index > 0]
+        fig.add_trace(go.Scatter(x=positive.index, y=positive.values, mode="lines+markers",
+                                 name=f"{model} {mode_name(mode)}: clamped", line={"color": colour},
+                                 marker={"symbol": symbol, "color": colour, "size": 8}))
+        if 0.0 in clamped.index:
+            fig.add_trace(go.Scatter(x=[positive.index.min(), positive.index.max()] if len(positive) else [0.01, 0.5],
+                                     y=[clamped[0.0]] * 2, mode="lines", line={"color": colour, "dash": "dot"},
+                                     name=f"{model} {mode_name(mode)}: unclamped"))
+        for keep, name, fill in (("one", "binarised ±1", "open"), ("mean", "binarised ±μ", "")):
+            point = part[part["keep"] == keep].groupby("threshold")["test_accuracy"].mean()
+            if len(point):
+                fig.add_trace(go.Scatter(x=point.index, y=point.values, mode="markers",
+                                         name=f"{model} {mode_name(mode)}: {name}",
+                                         marker={"symbol": f"{symbol}-{fill}" if fill else symbol, "color": colour,
+                                                 "size": 11, "line": {"width": 2, "color": colour}}))
+    fig.update_layout(title=_title("Figure 7 and Section 5: clamping and binarising γ", runs),
+                      xaxis={"type": "log", "title": "threshold on |γ| (log scale)"},
+                      yaxis_title="test accuracy (%)", template=TEMPLATE)
     return fig

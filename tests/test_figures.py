@@ -17,3 +17,32 @@ def test_figures_build_from_tables(store):
     curves = book.clamping_curves(plan, runs)
     slider = figures.clamping_slider(curves, runs, ["resnet-8", "resnet-14"])
     assert len(slider.frames) == len(analysis.CLAMP_THRESHOLDS) and slider.layout.sliders
+
+
+def test_one_visual_language(store):
+    """A mode has one colour everywhere (the paper's), networks are told apart by marker, the
+    threshold axis is logarithmic, single points are markers, depth and width are two panels."""
+    from bnlib import style
+
+    runs = book.with_labels(results.load(store))
+    assert style.mode_colour("All") == "#1f77b4" and style.mode_colour("BN") == style.mode_colour("γ/β/N")
+    assert style.init_name("bn_init", "ones-beta-one") == "γ=β=1" and style.mode_name("gamma/beta frozen") == "γ/β frozen"
+    plan = Plan.from_parameters("smoke", runs_dir=str(store))
+    curves = book.clamping_curves(plan, runs)
+    lines = figures.clamping_lines(curves, runs)
+    assert lines.layout.xaxis.type == "log" and lines.layout.template.layout.font.size == 13
+    for trace in lines.data:
+        mode = "BN+S+O" if "BN+S+O" in trace.name else "BN" if " BN:" in trace.name else "All"
+        assert trace.line.color == style.mode_colour(mode) or trace.marker.color == style.mode_colour(mode)
+        if "binarised" in trace.name:
+            assert trace.mode == "markers" and len(trace.x) == 1
+    symbols = {t.name.split()[0]: t.marker.symbol for t in lines.data if t.name.endswith(": clamped")}
+    assert symbols["resnet-8"] != symbols["resnet-14"]
+    assert all(min(t.x) > 0 for t in lines.data if t.name.endswith(": clamped"))  # 0 cannot sit on a log axis
+    metrics = book.with_labels(results.load_metrics(store))
+    curve = figures.accuracy_curves(metrics, "mode", "Figure 3")
+    assert all(t.mode == "markers" for t in curve.data if t.name)  # one epoch: no learning curve drawn
+    wide = runs.assign(frac_below_0_01=0.1, frac_below_0_1=0.3)
+    six = figures.gamma_fractions_by_network(wide, ["resnet-8", "resnet-14", "wrn-8-2"], "mode")
+    assert [a.text for a in six.layout.annotations] == ["depth", "width"]  # resnet-8 is wrn-8-1: in both
+    assert list(six.layout.xaxis2.categoryarray) == ["resnet-8"]  # no line from a deep to a wide network
