@@ -175,3 +175,17 @@ def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.Dat
             "scale": _scale(used),
         })
     return pd.DataFrame(rows)
+
+
+def paper_accuracies() -> pd.DataFrame:
+    """The accuracies the paper states for one network in one mode (default initialisations):
+    ``model``, ``mode`` (the paper's label), ``paper`` (percent), ``figure``. Figures draw them
+    as reference markers beside ours."""
+    from .freezing import paper_label
+
+    table = load_claims()
+    table = table[(table["quantity"] == "accuracy") & (table["bn_init"] == "uniform")]
+    return pd.DataFrame({"model": table["network"],
+                         "mode": [paper_label(t, n) for t, n in zip(table["trainable"], table["network"])],
+                         "paper": table["paper_value"].astype(float), "figure": table["figure"]}).reset_index(drop=True)
+

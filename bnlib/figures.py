@@ -32,8 +32,42 @@ def accuracy_by_network(summary: pd.DataFrame, runs: pd.DataFrame, series: str, 
             line={"color": mode_colour(label)}, marker={"color": mode_colour(label), "size": 8},
             customdata=part["n"], hovertemplate="%{x}: %{y:.2f}% (n=%{customdata})<extra>" + str(label) + "</extra>",
         ))
+    _paper_markers(fig, networks, [str(label) for label in summary[series].unique()])
     fig.update_layout(title=_title(title, runs), xaxis_title="network", yaxis_title="test accuracy (%)",
                       xaxis={"categoryorder": "array", "categoryarray": networks}, template=TEMPLATE)
+    return fig
+
+
+def _paper_markers(fig: go.Figure, networks: list[str], modes: list[str]) -> None:
+    """The paper's own values (data/paper/claims.csv) as hollow stars, one per network and mode
+    it states, in the mode's colour."""
+    from .claims import paper_accuracies
+
+    paper = paper_accuracies()
+    paper = paper[paper["model"].isin(networks) & paper["mode"].isin(modes)]
+    for mode, part in paper.groupby("mode", sort=False):
+        fig.add_trace(go.Scatter(x=part["model"], y=part["paper"], mode="markers", name=f"paper: {mode_name(mode)}",
+                                 marker={"symbol": "star-open", "size": 13, "color": mode_colour(mode),
+                                         "line": {"width": 2, "color": mode_colour(mode)}},
+                                 hovertemplate="paper, %{x}: %{y:.1f}%<extra>" + mode_name(mode) + "</extra>"))
+
+
+def learning_curves(metrics: pd.DataFrame, title: str) -> go.Figure:
+    """Figure 3 at full length: test accuracy over training, a line per network and mode (colour
+    the mode, dash the network), mean over seeds; a run that stopped before its last epoch is
+    labelled with the epoch it reached. The learning-rate drops show as jumps."""
+    fig = go.Figure()
+    networks = list(dict.fromkeys(metrics["model"]))
+    for (model, mode), part in metrics.groupby(["model", "mode"], sort=False):
+        stats = part.groupby("epoch")["test_accuracy"].mean()
+        planned, reached = int(part["epochs"].max()), int(stats.index.max())
+        note = f" (stopped after epoch {reached} of {planned})" if reached < planned else ""
+        fig.add_trace(go.Scatter(x=stats.index, y=stats.values, mode="lines" if len(stats) > 2 else "markers",
+                                 name=f"{model} {mode_name(mode)}{note}",
+                                 line={"color": mode_colour(mode), "dash": dash(networks.index(model))},
+                                 marker={"color": mode_colour(mode), "symbol": marker(networks.index(model))}))
+    fig.update_layout(title=_title(title, metrics), xaxis_title="epoch", yaxis_title="test accuracy (%)",
+                      template=TEMPLATE)
     return fig
 
 

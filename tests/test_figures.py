@@ -9,7 +9,9 @@ def test_figures_build_from_tables(store):
     runs = book.with_labels(results.load(store))
     summary = analysis.replicate_summary(runs, ["model", "mode"])
     fig = figures.accuracy_by_network(summary, runs, "mode", "Figure 2", ["resnet-8", "resnet-14"])
-    assert {t.name for t in fig.data} == {"All", "BN", "BN+S+O"}
+    assert {t.name for t in fig.data} == {"All", "BN", "BN+S+O", "paper: BN", "paper: BN+S+O"}  # the paper's ResNet-14
+    stars = {t.name: list(t.y) for t in fig.data if t.name.startswith("paper")}
+    assert stars == {"paper: BN": [48.0], "paper: BN+S+O": [63.0]}
     assert "synthetic" in fig.layout.title.text and "2 seed(s)" in fig.layout.title.text
     bn = summary[summary["mode"] == "BN"]
     assert len(figures.accuracy_vs_bn_parameters(bn, runs).data) == 2  # the deep series: points and its fit
@@ -46,3 +48,13 @@ def test_one_visual_language(store):
     six = figures.gamma_fractions_by_network(wide, ["resnet-8", "resnet-14", "wrn-8-2"], "mode")
     assert [a.text for a in six.layout.annotations] == ["depth", "width"]  # resnet-8 is wrn-8-1: in both
     assert list(six.layout.xaxis2.categoryarray) == ["resnet-8"]  # no line from a deep to a wide network
+
+
+def test_learning_curves_label_a_run_that_stopped_early(store):
+    metrics = book.with_labels(results.load_metrics(store))
+    metrics = metrics.assign(epochs=3)  # planned 3, reached 1
+    fig = figures.learning_curves(metrics, "Figure 3")
+    assert all("stopped after epoch 1 of 3" in t.name for t in fig.data)
+    colours = {t.name.split()[1]: t.line.color for t in fig.data}
+    assert colours["BN"] == "#d62728" and colours["All"] == "#1f77b4"
+
