@@ -27,6 +27,7 @@ def setup(**parameters) -> Plan:
 
     pio.renderers.default = "plotly_mimetype+notebook"
     pd.set_option("display.precision", 2)
+    pd.set_option("display.float_format", plain)  # no table shows 5.00e-03
     # Tables are read, not skimmed: the scale column ends with the data (JPEG copy) and the
     # hardware, which pandas' default 50-character cut would hide.
     pd.set_option("display.max_colwidth", None)
@@ -259,3 +260,45 @@ def verdict_html(table: pd.DataFrame, chapter_prefix: str = "chapters/") -> str:
                                   for c in table["chapter"]])
     return table.to_html(index=False, escape=False, classes="verdict", border=0)
 
+
+# --------------------------------------------------------------------------- tables for reading
+
+def plain(value: float) -> str:
+    """A number as a reader reads it, never in scientific notation: one decimal from 1 up
+    (accuracies, points, hours), three significant digits below (fractions, thresholds)."""
+    if value != value:  # NaN
+        return ""
+    if value == 0 or abs(value) >= 1:
+        return f"{value:,.1f}"
+    return f"{value:.3g}" if abs(value) >= 1e-3 else f"{value:.6f}".rstrip("0")
+
+
+TABLE_CSS = [  # wrap long cells, so that no table is wider than the page's content column
+    {"selector": "", "props": [("max-width", "100%"), ("table-layout", "auto"), ("border-collapse", "collapse")]},
+    {"selector": "td, th", "props": [("white-space", "normal"), ("overflow-wrap", "anywhere"),
+                                     ("padding", "2px 6px"), ("text-align", "left")]},
+]
+
+
+def table(frame: pd.DataFrame):
+    """A table for reading: no index, plain numbers, long cells wrapped."""
+    styler = frame.style.hide(axis="index").format(
+        lambda v: plain(v) if isinstance(v, float) else (f"{v:,}" if isinstance(v, int) and not isinstance(v, bool)
+                                                         else v), na_rep="")
+    return styler.set_table_styles(TABLE_CSS)
+
+
+def claims_table(board: pd.DataFrame, plan: Plan | None = None,
+                 columns: tuple[str, ...] = ("id", "claim", "paper", "ours", "holds", "per seed", "scale")):
+    """A scoreboard as a reader reads it: the claims its runs answer, then one line per chapter
+    for the claims not run yet at this scale, with the command that runs them."""
+    answered = board[board["holds"] != "not run"]
+    missing = board[board["holds"] == "not run"]
+    if len(missing):
+        command = (f"python -m bnlib sweep --profile {plan.profile.name}" if plan is not None
+                   else "python -m bnlib sweep --profile paper")
+        for chapter, part in missing.groupby(missing["figure"].map(lambda f: CHAPTERS.get(f, "")), sort=True):
+            where = f"chapter {int(chapter[:2])}" if chapter else "other"
+            print(f"{where}: {len(part)} claim(s) not run at this scale ({', '.join(part['id'])}); run them with "
+                  f"{command}")
+    return table(answered[[c for c in columns if c in answered.columns]])

@@ -157,3 +157,18 @@ def test_the_landing_page_shows_the_verdict():
     cells = json.loads((ROOT / "book" / "index.ipynb").read_text())["cells"]
     assert any("book.verdict" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
     assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code")
+
+
+def test_tables_for_reading(store, capsys):
+    from bnlib import claims
+
+    board = claims.scoreboard(results.load(store))
+    styled = book.claims_table(board, Plan.from_parameters("smoke", runs_dir=str(store)))
+    lines = capsys.readouterr().out.strip().splitlines()
+    not_run = board[board["holds"] == "not run"]
+    assert len(lines) == not_run["figure"].map(book.CHAPTERS).nunique()  # one line per chapter
+    assert all("python -m bnlib sweep --profile smoke" in line for line in lines)
+    html = styled.to_html()
+    assert "not run" not in html and "e-0" not in html and "e+0" not in html
+    assert "overflow-wrap" in html and 'class="row_heading' not in html  # wrapped cells, no index
+    assert book.plain(0.005) == "0.005" and book.plain(-33.8123) == "-33.8" and book.plain(float("nan")) == ""
