@@ -203,7 +203,7 @@ def clamping_explorer(plan: Plan, run_dir: str):
 # The paper's headline claims, in the order a reader asks about them (ids of data/paper/claims.csv).
 HEADLINE = ("bn-14", "bn-110", "bn-866", "bn-wrn32", "bnso-110", "bnso-gain-14", "depth-beats-width",
             "slope-ratio", "depth-helps-bn", "gamma-spike-14", "gamma-001-bn-14", "clamp-001-bn-14",
-            "clamp-01-bn-110", "binarize-bn-14", "bn-init-ones", "beta-one-gain-14", "feature-init-none",
+            "clamp-01-bn-110", "binarize-bn-14", "binarize-mean-all-14", "bn-init-ones", "beta-one-gain-14", "feature-init-none",
             "norm-helps-14")
 # Where each figure of the paper is reproduced.
 CHAPTERS = {"Table 1": "02-architectures", "Figure 1": "03-gamma-beta-all", "Figure 2": "04-training-only-batchnorm",

@@ -75,8 +75,9 @@ def _value(quantity: str, chosen: pd.DataFrame, threshold: float | None) -> floa
     """One quantity, averaged over the runs of one experiment."""
     if quantity == "accuracy":
         return float(chosen["test_accuracy"].mean())
-    if quantity in ("clamp_drop", "binarized_accuracy"):
-        keep, drop = ("value", True) if quantity == "clamp_drop" else ("one", False)
+    if quantity in ("clamp_drop", "binarized_accuracy", "binarized_mean_accuracy"):
+        keep, drop = {"clamp_drop": ("value", True), "binarized_accuracy": ("one", False),
+                      "binarized_mean_accuracy": ("mean", False)}[quantity]
         return _clamp_value(chosen, keep, threshold, drop)
     tables = [results.load_batchnorm(d) for d in chosen["run_dir"]]
     if quantity == "gamma_frac_abs_below":
