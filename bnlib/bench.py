@@ -25,8 +25,9 @@ from torch.nn import functional as F
 
 from . import data as data_lib
 from .config import RunConfig
-from .freezing import apply_trainable
+from .freezing import PAPER_MODES, apply_trainable
 from .models import build, fuse
+from .packs import Pack, trains_convolutions
 
 RESULTS = Path(__file__).resolve().parents[1] / "data" / "benchmarks" / "results.jsonl"
 SUITE_MODELS = ("resnet-14", "resnet-20", "resnet-56")  # the networks and modes of a plain `bench`
@@ -47,12 +48,25 @@ def _optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Optimiz
     return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay) if params else None
 
 
+def pack_modes(config: RunConfig, runs: int) -> list[str]:
+    """The modes of a pack of ``runs`` runs as the planner builds one around ``config``'s mode:
+    that mode first, then the paper's other modes that train convolutions exactly when it does
+    (:func:`bnlib.packs.plan_packs`), in turn."""
+    style = trains_convolutions(config)
+    others = [m for m in dict.fromkeys(PAPER_MODES.values())
+              if m != config.train.trainable and trains_convolutions(config.replace(trainable=m)) == style]
+    cycle = [config.train.trainable, *others]
+    return [cycle[i % len(cycle)] for i in range(runs)]
+
+
 def bnlib_images_per_s(config: RunConfig, dataset: data_lib.Dataset, replicates: int = 1,
-                       warmup: bool = False) -> float:
+                       warmup: bool = False, modes: list[str] | None = None) -> float:
     """Training images per second of one epoch of ``dataset`` through the trainer's epoch
-    function (all replicates counted when fused). With ``warmup``, one epoch runs first on the
-    same network and only the second is timed: it pays for compilation, CUDA graph recording
-    and cuDNN's algorithm search, which a new network would pay again."""
+    function (all replicates counted when fused). ``modes``: one mode per replicate, a pack
+    with the trainer's masked SGD (default: ``config``'s mode for each). With ``warmup``, one
+    epoch runs first on the same network and only the second is timed: it pays for
+    compilation, CUDA graph recording and cuDNN's algorithm search, which a new network would
+    pay again."""
     from .train import _run_epoch, resolve_device
 
     device = resolve_device(config.train.device)
@@ -60,7 +74,12 @@ def bnlib_images_per_s(config: RunConfig, dataset: data_lib.Dataset, replicates:
     model = (nets[0] if replicates == 1 else fuse(nets)).to(device)
     if config.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = _optimizer(model, config)
+    if replicates == 1:
+        optimizer = _optimizer(model, config)
+    else:
+        t = config.train
+        pack = Pack.of(model, modes or [t.trainable] * replicates)
+        optimizer = pack.optimizer(model, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     if config.train.compile != "none":
         model = torch.compile(model, mode=None if config.train.compile == "default" else config.train.compile)
     configs = [config.replace(seed=s) for s in range(replicates)]
@@ -143,9 +162,11 @@ def matmul_flops_per_s(device: torch.device, n: int = 2048, seconds: float = 1.0
 
 def bench(model: str, trainable: str, *, steps: int = 20, rounds: int = 2, device: str = "auto",
           replicates: int = 1, channels_last: bool = True, precision: str = "fp32", compile: str = "none",
-          workers: tuple[int, ...] = (0, 2), out: Path | None = RESULTS) -> dict[str, Any]:
+          workers: tuple[int, ...] = (0, 2), pack: int = 1, out: Path | None = RESULTS) -> dict[str, Any]:
     """Measure one network and mode; append the result (with hardware, torch version and date)
-    to ``out`` as one JSON line, and return it."""
+    to ``out`` as one JSON line, and return it. With ``pack`` > 1, also a pack of that many runs
+    (:func:`pack_modes`: the mode measured and its pack mates), trained as one network: its
+    images/s counts every run's images, and ``pack_speedup`` is that over one run's."""
     from .train import hardware, resolve_device
 
     config = RunConfig.from_flat(model=model, trainable=trainable, device=device, channels_last=channels_last,
@@ -154,10 +175,15 @@ def bench(model: str, trainable: str, *, steps: int = 20, rounds: int = 2, devic
     dataset = random_dataset(steps * config.train.batch_size)
     warm = random_dataset(3 * config.train.batch_size, seed=1)
     bnlib_images_per_s(config, warm, replicates)  # first calls pay for allocation, compilation
-    ours, reference = [], {w: [] for w in workers}
+    modes = pack_modes(config, pack)
+    if pack > 1:
+        bnlib_images_per_s(config, warm, pack, modes=modes)
+    ours, packed, reference = [], [], {w: [] for w in workers}
     for _ in range(rounds):  # alternate, so that noise from other processes hits both sides
         # A compiled network is new each round: time its second epoch, not its compilation.
         ours.append(bnlib_images_per_s(config, dataset, replicates, warmup=compile != "none"))
+        if pack > 1:
+            packed.append(bnlib_images_per_s(config, dataset, pack, warmup=compile != "none", modes=modes))
         for w in workers:
             reference[w].append(reference_images_per_s(config, dataset, w))
     best_workers = max(workers, key=lambda w: statistics.median(reference[w]))
@@ -176,6 +202,8 @@ def bench(model: str, trainable: str, *, steps: int = 20, rounds: int = 2, devic
         "training_gflops_per_image": round(flops / 1e9, 4),
         "matmul_gflops_per_s": round(peak / 1e9, 1),
         "fraction_of_matmul_rate": round(images_per_s * flops / peak, 4),
+        **({"pack": pack, "pack_modes": modes, "pack_images_per_s": round(statistics.median(packed), 1),
+            "pack_speedup": round(statistics.median(packed) / images_per_s, 3)} if pack > 1 else {}),
         "device": str(dev), "hardware": hardware(dev), "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -36,7 +36,8 @@ from .architectures import lookup
 from .config import ConfigError, RunConfig
 from .freezing import apply_trainable, parse_trainable
 from .init import check_names
-from .models import build, fuse, split_state, stack_states
+from .models import build, fuse, split_state
+from .packs import Pack
 
 
 @dataclass
@@ -213,27 +214,53 @@ def train_replicates(
     time_limit: float | None = None,
 ) -> list[RunResult]:
     """Train replicates of one experiment (configs that differ only in ``seed``) together, as
-    one fused network (:func:`bnlib.models.fuse`) so that small networks fill a GPU.
+    one fused network: :func:`train_pack` for a pack of seeds."""
+    if len({c.replace(seed=0) for c in configs}) != 1 or len({c.train.seed for c in configs}) != len(configs):
+        raise ConfigError("replicates trained together must differ in their seed and in nothing else")
+    return train_pack(configs, runs_dir, dataset=dataset, progress=progress, on_epoch=on_epoch,
+                      time_limit=time_limit)
 
-    Each replicate keeps its own initialisation, data order, augmentation and BatchNorm
-    statistics, and is stored as its own run, exactly as if trained alone: finished ones are
-    returned from the store, interrupted ones resume (together when they stopped at the same
-    epoch), and a fused replicate can later be resumed alone and vice versa. ``time_limit``
-    (seconds from this call) is shared by all of them: see the module docstring.
+
+def train_pack(
+    configs: Sequence[RunConfig],
+    runs_dir: str | Path,
+    *,
+    dataset: data_lib.Dataset | None = None,
+    progress: bool = False,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    time_limit: float | None = None,
+) -> list[RunResult]:
+    """Train a pack: runs of one network that differ only in ``seed``, ``trainable``,
+    ``bn_init`` and ``feature_init``, together as one fused network (:func:`bnlib.models.fuse`,
+    :mod:`bnlib.packs`) so that small networks fill a GPU.
+
+    Each run keeps its own initialisation, data order, augmentation, BatchNorm statistics and
+    trainable parts (a masked SGD leaves every run's frozen tensors bit-identical), and is
+    stored as its own run, exactly as if trained alone: finished ones are returned from the
+    store, interrupted ones resume (together when they stopped at the same epoch), and a packed
+    run can later be resumed alone and vice versa. ``time_limit`` (seconds from this call) is
+    shared by all of them: see the module docstring. A pack of one is :func:`train`.
     """
+    from .packs import pack_key
+
     deadline = None if time_limit is None else _clock() + time_limit
     if time_limit is not None and not time_limit >= 0:
         raise ConfigError(f"time limit must be a number of seconds >= 0, got {time_limit!r}")
+    if not configs:
+        return []
     for config in configs:
         validate(config, runs_dir)
-    if len({c.replace(seed=0) for c in configs}) != 1 or len({c.train.seed for c in configs}) != len(configs):
-        raise ConfigError("replicates trained together must differ in their seed and in nothing else")
+    if len({pack_key(c) for c in configs}) != 1:
+        raise ConfigError("runs trained together as a pack must differ only in seed, trainable, bn_init and "
+                          "feature_init")
     dataset = dataset if dataset is not None else data_lib.load(configs[0].data.data)
     check_data(configs[0], dataset)
     folders = [locate(c, dataset, runs_dir) for c in configs]
+    if len(set(folders)) != len(folders):
+        raise ConfigError("a pack holds each run once: two of its configs are the same run")
     done = {i: stored for i, stored in enumerate(map(_stored, folders)) if stored is not None}
     with _locked([f for i, f in enumerate(folders) if i not in done]):
-        waiting: dict[int, list[int]] = {}  # checkpoint epoch -> replicates that stopped there
+        waiting: dict[int, list[int]] = {}  # checkpoint epoch -> runs that stopped there
         states: dict[int, dict | None] = {}
         for i, folder in enumerate(folders):
             if i in done:
@@ -341,34 +368,42 @@ def _epoch_estimate(measured: list[float], stored: list[dict[str, float]]) -> fl
 def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_lib.Dataset, progress: bool,
                  on_epoch: Callable[[dict[str, float]], None] | None,
                  deadline: float | None, states: list[dict | None]) -> list[RunResult]:
-    t, m = configs[0].train, configs[0].model
+    t = configs[0].train
     r = len(configs)
     device = resolve_device(t.device)
     for config, folder in zip(configs, folders):
         folder.mkdir(parents=True, exist_ok=True)
         results.write_json(folder / results.CONFIG, results.config_record(config, dataset.describe()))
 
-    singles = [build(m.model, bn_init=m.bn_init, feature_init=m.feature_init, normalize=m.normalize,
-                     num_classes=len(dataset.classes), seed=c.train.seed) for c in configs]
+    singles = [build(c.model.model, bn_init=c.model.bn_init, feature_init=c.model.feature_init,
+                     normalize=c.model.normalize, num_classes=len(dataset.classes), seed=c.train.seed)
+               for c in configs]
     for single, state in zip(singles, states):
         if state is not None:
             single.load_state_dict(state["model"])
     model = (singles[0] if r == 1 else fuse(singles)).to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    params = apply_trainable(model, t.trainable)
-    optimizer = (
-        torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay) if params else None
-    )
-    if optimizer is not None and states[0] is not None:
-        optimizer.load_state_dict(_stack_optimizer([s["optimizer"] for s in states]))
+    if r == 1:  # a run alone: torch's SGD over exactly its trainable parameters
+        pack = None
+        params = apply_trainable(model, t.trainable)
+        optimizer = (
+            torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay) if params else None
+        )
+        if optimizer is not None and states[0] is not None:
+            optimizer.load_state_dict(states[0]["optimizer"])
+    else:  # each run trains its own parts: masked where they differ (bnlib.packs)
+        pack = Pack.of(model, [c.train.trainable for c in configs])
+        optimizer = pack.optimizer(model, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+        if optimizer is not None and states[0] is not None:
+            pack.load_optimizer(optimizer, [s["optimizer"] for s in states], model)
     metrics: list[list[dict[str, float]]] = [s["metrics"] if s else [] for s in states]
     start = states[0]["epoch"] if states[0] else 0
     step_model = torch.compile(model, mode=None if t.compile == "default" else t.compile) \
         if t.compile != "none" else model
 
     for folder in folders:
-        _event(folder, f"start epoch={start} replicates={r} device={device}")
+        _event(folder, f"start epoch={start} runs={r} device={device}")
     ds = dataset.to(device)
     status = ["complete"] * r
     alive = list(range(r))
@@ -387,7 +422,7 @@ def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_li
         began = _clock()
         rows = _run_epoch(step_model, optimizer, ds, configs, epoch, progress)
         model_states = split_state(model.state_dict(), r)
-        optimizer_states = _split_optimizer(optimizer.state_dict(), r) if optimizer is not None else [None] * r
+        optimizer_states = _optimizer_states(optimizer, pack, r)
         for i in list(alive):
             metrics[i].append(rows[i])
             if on_epoch is not None:
@@ -412,17 +447,13 @@ def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_li
                       len(metrics[i]), cached=False, resumed_from_epoch=start) for i in range(r)]
 
 
-def _split_optimizer(state: dict, replicates: int) -> list[dict]:
-    """SGD's state of a fused network -> one state per replicate (momentum is elementwise)."""
-    buffers = split_state({str(k): v["momentum_buffer"] for k, v in state["state"].items()}, replicates)
-    return [{"state": {int(k): {"momentum_buffer": v} for k, v in b.items()}, "param_groups": state["param_groups"]}
-            for b in buffers]
-
-
-def _stack_optimizer(states: list[dict]) -> dict:
-    buffers = stack_states([{str(k): v["momentum_buffer"] for k, v in s["state"].items()} for s in states])
-    return {"state": {int(k): {"momentum_buffer": v} for k, v in buffers.items()},
-            "param_groups": states[0]["param_groups"]}
+def _optimizer_states(optimizer: torch.optim.Optimizer | None, pack, runs: int) -> list[dict | None]:
+    """Each run's optimizer state, as a run trained alone stores it (bnlib.packs)."""
+    if pack is None:
+        return [optimizer.state_dict() if optimizer is not None else None]
+    if optimizer is None:
+        return [None] * runs
+    return pack.split_optimizer(optimizer.state_dict())
 
 
 def _inputs(batches: list[tuple[torch.Tensor, torch.Tensor]], channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
