@@ -14,14 +14,25 @@ interrupted ones. A per-run lock keeps two processes from ever training the same
 Time limits: with a ``deadline`` the sweep launches no run after it, and each run gets the time
 left when it starts and stops at the last epoch boundary that fits (:mod:`bnlib.train`),
 checkpoint kept; the counts say how many runs were ``stopped``, and the next sweep resumes them.
+
+Failing fast: a setting that cannot be met is a :class:`ConfigError` within seconds, not a hang:
+an address where no Ray head answers (nothing listening, or a server that is not Ray's), ``auto``
+with no cluster to find, GPUs or CPUs per run that no node has. The local Ray listens on the
+loopback address only, and no Ray process it starts outlives the sweep: it is shut down on
+return, on an exception, and on SIGTERM or SIGINT (which raise ``SystemExit`` here, exit status
+128 + the signal's number).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 from itertools import product
 from pathlib import Path
@@ -71,16 +82,173 @@ def _slots(resources: dict[str, float], gpus: float, cpus: float) -> int:
     return max(1, int(min(fits) + 1e-9)) if fits else 1
 
 
-def check_address(address: str, timeout: float = 3.0) -> None:
-    """Fail fast, with one line, when a Ray cluster's address does not answer."""
-    if address in ("auto", "local"):
+def check_address(address: str, timeout: float = 10.0) -> None:
+    """Fail fast, with one line, unless a Ray head answers at ``address``, in about ``timeout``
+    seconds at most. ``auto`` is resolved as Ray resolves it (``RAY_ADDRESS``, then a head
+    started on this machine); ``local`` needs no check.
+
+    A TCP connection proves little (any server accepts one, and Ray's client then retries for
+    minutes), so Ray's own client asks the head for its nodes, in a child process killed at
+    ``timeout``: a server that is not Ray's never answers, a head that wants a token refuses."""
+    if address == "local":
         return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address.startswith("ray://"):
+        resolved = address  # a Ray Client server
+    else:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        # What ray.init will connect to: RAY_ADDRESS or a head started here for "auto", and
+        # 127.0.0.1 turned into this machine's network address (where Ray expects its head).
+        try:
+            resolved = canonicalize_bootstrap_address(address)
+        except (ConnectionError, ValueError) as error:
+            if address != "auto":
+                raise ConfigError(f"cannot use {address!r} as a Ray cluster's address: {error}") from None
+            resolved = None
+        if resolved is None:
+            raise ConfigError("--address auto: no running Ray cluster found on this machine "
+                              "(start one with `ray start --head`, or give its HOST:PORT)")
+        if address == "auto":
+            from ray._private.authentication.authentication_token_setup import (
+                maybe_enable_token_auth_if_token_available)
+
+            # as ray.init does for auto, so that the check and the connection agree on the token
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    bare = resolved.removeprefix("ray://")
+    host, _, port = bare.rpartition(":")
+    where = repr(address) if bare == address else f"{address!r} (Ray connects to {bare})"
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=min(timeout, 5.0)):
             pass
     except (OSError, ValueError):
-        raise ConfigError(f"cannot reach a Ray cluster at {address!r}") from None
+        raise ConfigError(f"cannot reach a Ray cluster at {where}: nothing answers there") from None
+    if address.startswith("ray://"):
+        return  # a Ray Client server: ray.init's own connection has a deadline
+    problem = _ask_head(bare, timeout)
+    if problem:
+        raise ConfigError(f"cannot reach a Ray cluster at {where}: {problem}")
+
+
+# Ray's client retries a silent server for minutes and logs as it goes: it runs in a child
+# process, which prints one line (nothing when the head answered) and is killed at the deadline.
+_PROBE = """
+import sys
+from ray._raylet import GcsClient
+try:
+    GcsClient(address=sys.argv[1]).get_all_node_info(timeout=float(sys.argv[2]))
+except Exception as error:
+    print(type(error).__name__, str(error).strip().splitlines()[0] if str(error).strip() else "")
+"""
+
+
+def _ask_head(address: str, timeout: float) -> str | None:
+    """What is wrong with the Ray head (GCS) at ``host:port``, or None if it answers."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, address, str(timeout / 2)], capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"the server at {address} gave no answer as a Ray head in {timeout:.0f} s (is it Ray's?)"
+    answer = done.stdout.strip()
+    if done.returncode != 0 and not answer:
+        answer = (done.stderr.strip().splitlines() or ["the check failed"])[-1]
+    if not answer:
+        return None
+    if answer.startswith("AuthenticationError"):
+        return ("the cluster wants Ray's authentication token: set RAY_AUTH_MODE=token and "
+                "RAY_AUTH_TOKEN_PATH (or RAY_AUTH_TOKEN) as on the cluster's nodes")
+    return f"the server at {address} did not answer as a Ray head ({answer[:200]})"
+
+
+_LOOPBACK = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only():
+    """Start the local Ray on the loopback address: nothing on the network can reach it.
+
+    Ray turns a node IP of 127.0.0.1 into the machine's network address, and its servers then
+    listen on every interface, unless clusters are switched off: then the node IP stays
+    127.0.0.1 and every server (GCS, raylet, workers, agents) binds to it. The switch is read
+    from the environment by each process Ray starts, and by the driver when Ray is imported."""
+    from ray._private import ray_constants
+
+    before_env, before = os.environ.get(_LOOPBACK), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_LOOPBACK] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:  # a later ray.init in this process may join a real cluster
+        ray_constants.ENABLE_RAY_CLUSTER = before
+        if before_env is None:
+            os.environ.pop(_LOOPBACK, None)
+        else:
+            os.environ[_LOOPBACK] = before_env
+
+
+class _StopOnSignals:
+    """Within it, SIGTERM and SIGINT raise ``SystemExit`` so that the sweep's ``finally`` stops
+    the Ray it started; the first one only (more, during the shutdown, are ignored). On the way
+    out the handlers are put back and the exit status is 128 + the signal's number (Ray turns an
+    exception raised in ``ray.wait`` into ``SystemExit(1)``). Nothing changes outside the main
+    thread, where Python cannot set handlers."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.before: dict[int, Any] = {}
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        for s in self.SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        self.received = signum
+        raise SystemExit(128 + signum)
+
+    def install(self) -> None:
+        """Again after ``ray.init``, which puts its own SIGTERM handler in."""
+        if threading.current_thread() is threading.main_thread() and self.received is None:
+            for s in self.SIGNALS:
+                previous = signal.signal(s, self._stop)
+                self.before.setdefault(s, previous)
+
+    def __enter__(self) -> "_StopOnSignals":
+        self.install()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, handler in self.before.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        if self.received is not None:
+            raise SystemExit(128 + self.received) from None
+
+
+@contextlib.contextmanager
+def _shutting_down(ray: Any, local: bool):
+    """Shut Ray down however the block ends; a local Ray's processes are waited for, so that
+    none outlives the sweep (a cluster's stay: this only disconnects from it)."""
+    try:
+        yield
+    finally:
+        ray.shutdown(wait_for_processes=local)
+
+
+def _resources(ray: Any, address: str | None, gpus_per_run: float | None,
+               cpus_per_run: float | None) -> tuple[float, float]:
+    """GPUs and CPUs of one run: the defaults, or what was asked for if one node has it."""
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    most_gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    most_cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    where = f"the Ray cluster at {address}" if address else "this machine"
+    gpus = gpus_per_run if gpus_per_run is not None else (1.0 if most_gpus else 0.0)
+    if gpus > most_gpus:
+        raise ConfigError(f"--gpus-per-run {gpus:g}: {where} has "
+                          + (f"at most {most_gpus:g} GPUs on a node" if most_gpus else "no GPU"))
+    # Without a GPU one run uses every core of a slot (torch parallelises inside a run).
+    cpus = cpus_per_run if cpus_per_run is not None else (
+        1.0 if most_gpus else float(min(os.cpu_count() or 1, most_cpus) or 1))
+    if cpus > most_cpus:
+        raise ConfigError(f"--cpus-per-run {cpus:g}: {where} has at most {most_cpus:g} CPUs on a node")
+    return gpus, cpus
 
 
 def _train_task(flat: dict[str, Any], runs_dir: str, threads: int, deadline: float | None = None) -> dict[str, Any]:
@@ -150,6 +318,13 @@ def _not_started(n: int) -> str:
     return f"time limit: {n} run{'' if n == 1 else 's'} not started"
 
 
+def _reason(error: BaseException) -> str:
+    """One line on why a task failed: the run's own exception where Ray wraps one."""
+    cause = getattr(error, "cause", None) or error
+    first = (str(cause).strip().splitlines() or [""])[0][:200]
+    return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
+
+
 def report_line(config: RunConfig, out: dict[str, Any]) -> str:
     """The line a sweep prints for a run its task returned (:func:`_train_task`'s dict)."""
     t = config.train
@@ -176,7 +351,7 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
 
     runs_dir = str(Path(runs_dir).resolve())
     if address:
-        check_address(address)
+        check_address(address)  # before the data is read: a wrong address is told at once
     finished = is_finished(configs, runs_dir)
     todo = [c for c, done in zip(configs, finished) if not done]  # what is finished needs no worker
     counts = {"trained": 0, "skipped": sum(finished), "failed": 0, "diverged": 0, "stopped": 0,
@@ -197,13 +372,27 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
         say(_not_started(len(todo)))
         return counts
 
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             **({} if address else {"num_cpus": os.cpu_count()}))
-    try:
-        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        gpus = gpus_per_run if gpus_per_run is not None else (1.0 if has_gpu else 0.0)
-        # Without a GPU one run uses every core of a slot (torch parallelises inside a run).
-        cpus = cpus_per_run if cpus_per_run is not None else (1.0 if has_gpu else float(os.cpu_count() or 1))
+    failed: list[str] = []
+    # installed before Ray starts: a signal during its start-up stops it too
+    with _StopOnSignals() as signals, _shutting_down(ray, local=not address):
+        if address:
+            init = contextlib.nullcontext()
+            options: dict[str, Any] = {}
+        else:
+            # "local", not None: a new Ray of our own even if RAY_ADDRESS names a cluster
+            init = _loopback_only()
+            options = {"num_cpus": os.cpu_count(), "_node_ip_address": "127.0.0.1"}
+        with init:
+            try:
+                ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                         configure_logging=False, **options)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                if not address:
+                    raise
+                detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {detail}") from None
+        signals.install()  # ray.init replaced the SIGTERM handler with its own
+        gpus, cpus = _resources(ray, address, gpus_per_run, cpus_per_run)
         task = ray.remote(_train_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries,
                                                retry_exceptions=True)
         waiting = list(reversed(todo))  # popped from the end: the grid's order
@@ -232,7 +421,8 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
                     out = ray.get(ref)
                 except Exception as error:  # retries used up: a failed run, the sweep goes on
                     counts["failed"] += 1
-                    line = f"FAILED {config.model.model} {t.trainable} seed {t.seed}: {type(error).__name__}"
+                    line = f"FAILED {config.model.model} {t.trainable} seed {t.seed}: {_reason(error)}"
+                    failed.append(line)
                 else:
                     counts["stopped" if out["status"] == "stopped" else "trained"] += 1
                     counts["diverged"] += out["status"] == "diverged"
@@ -242,6 +432,9 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
                 bar.update(1)
                 bar.set_postfix(done=counts["trained"], failed=counts["failed"], left=len(pending) + len(waiting))
         bar.close()
-    finally:
-        ray.shutdown()
+        if failed:  # named again at the end, where a long sweep's log is read first
+            say(f"{len(failed)} run{'' if len(failed) == 1 else 's'} failed after "
+                f"{retries} retr{'y' if retries == 1 else 'ies'}; the next sweep tries again:")
+            for line in failed:
+                say(f"  {line}")
     return counts

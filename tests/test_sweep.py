@@ -5,10 +5,12 @@ here (token authentication on), a killed worker's run resumes from its checkpoin
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -41,12 +43,16 @@ MARK = "BNLIB_TEST_MARK"  # set in a test's processes, inherited by every Ray pr
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 
-def marked(mark: str) -> list[int]:
-    """The processes whose environment carries ``BNLIB_TEST_MARK=mark``."""
+def marked(mark: str, session: int | None = None) -> list[int]:
+    """The processes whose environment carries ``BNLIB_TEST_MARK=mark`` or, with ``session``,
+    that belong to that session: Ray's agents write their process title over their environment,
+    but keep the session of the process a test started with ``start_new_session=True``."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if f"{MARK}={mark}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+            if f"{MARK}={mark}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") or (
+                    session is not None and int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+                    == session):
                 found.append(int(pid))
         except OSError:  # gone, or not ours to read
             pass
@@ -60,12 +66,19 @@ def command(pid: int) -> str:
         return ""
 
 
-def gone(mark: str, seconds: float = 15) -> list[int]:
+def gone(mark: str, session: int | None = None, seconds: float = 15) -> list[int]:
     """Waits for the marked processes to end; returns those still alive after ``seconds``."""
     deadline = time.time() + seconds
-    while (alive := marked(mark)) and time.time() < deadline:  # a zombie's environment reads empty
+    while (alive := marked(mark, session)) and time.time() < deadline:  # a zombie's environment reads empty
         time.sleep(0.2)
-    return alive
+    return [f"{p} {command(p)[:80]}" for p in alive]
+
+
+def alone(*args, runs, env=None):
+    """A sweep run to its end in a session of its own; returns it and that session's id."""
+    driver = sweep(*args, runs=runs, env=env, start_new_session=True)
+    out, err = driver.communicate(timeout=600)
+    return subprocess.CompletedProcess(driver.args, driver.returncode, out, err), driver.pid
 
 
 def listening(pids: list[int]) -> list[tuple[int, str, int]]:
@@ -176,22 +189,25 @@ def test_bad_input_exits_2_and_starts_nothing(args, words, tmp_path):
     runs = tmp_path / "runs"
     mark = uuid.uuid4().hex
     started = time.monotonic()
-    done = sweep(*args, runs=runs, env={MARK: mark})
+    done, session = alone(*args, runs=runs, env={MARK: mark})
     assert done.returncode == 2 and words in done.stderr, done.stderr[-2000:]
     assert len(done.stderr.strip().splitlines()) == 1 and not runs.exists()
     assert time.monotonic() - started < 30
-    assert gone(mark) == []  # the Ray started to find out that the setting cannot be met is stopped
+    assert gone(mark, session) == []  # the Ray started to find out that the setting cannot be met is stopped
 
 
 def test_an_address_where_a_server_is_not_ray_fails_in_seconds(tmp_path):
-    """A TCP server that accepts and never speaks: Ray's client alone would retry for minutes."""
+    """A TCP server that accepts and never speaks: Ray's client alone would retry for minutes.
+    On the loopback address, which Ray keeps as it is with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0."""
     server = socket.create_server(("127.0.0.1", 0))
     held = []
     threading.Thread(target=lambda: held.extend(iter(lambda: server.accept()[0], None)), daemon=True).start()
     started = time.monotonic()
-    done = sweep("--address", f"127.0.0.1:{server.getsockname()[1]}", "--epochs", "1", runs=tmp_path / "runs")
+    done = sweep("--address", f"127.0.0.1:{server.getsockname()[1]}", "--epochs", "1", runs=tmp_path / "runs",
+                 env={"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
     assert time.monotonic() - started < 30
-    assert done.returncode == 2 and "cannot reach a Ray cluster" in done.stderr, done.stderr[-2000:]
+    assert done.returncode == 2 and "gave no answer as a Ray head" in done.stderr, done.stderr[-2000:]
+    assert held  # it did connect: the TCP check alone would have passed
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
     server.close()
 
@@ -210,6 +226,31 @@ def test_address_auto_without_a_cluster_is_one_line(monkeypatch, tmp_path, capsy
                      "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("bnlib: error: --address auto: no running Ray cluster") and error.count("\n") == 1
+
+
+def test_resources_of_a_run_must_fit_on_one_node():
+    from bnlib.errors import ConfigError
+    from bnlib.sweep import _resources
+
+    class Cluster:  # what ray.nodes() tells of each node
+        def __init__(self, *nodes, dead=()):
+            self._nodes = [{"Alive": True, "Resources": n} for n in nodes] + \
+                          [{"Alive": False, "Resources": n} for n in dead]
+
+        def nodes(self):
+            return self._nodes
+
+    gpus = Cluster({"CPU": 8.0, "GPU": 2.0}, {"CPU": 4.0}, dead=[{"CPU": 64.0, "GPU": 8.0}])
+    assert _resources(gpus, "head:6379", None, None) == (1.0, 1.0)  # a GPU each, as on one GPU server
+    assert _resources(gpus, "head:6379", 0.25, None) == (0.25, 1.0)
+    with pytest.raises(ConfigError, match="at most 2 GPUs on a node"):
+        _resources(gpus, "head:6379", 4, None)  # a dead node's GPUs do not count
+    with pytest.raises(ConfigError, match="--cpus-per-run 16: the Ray cluster at head:6379 has at most 8 CPUs"):
+        _resources(gpus, "head:6379", None, 16)
+    cpus = Cluster({"CPU": 1.0})
+    assert _resources(cpus, None, None, None) == (0.0, 1.0)  # every core of the largest node, at most
+    with pytest.raises(ConfigError, match="--gpus-per-run 1: this machine has no GPU"):
+        _resources(cpus, None, 1, None)
 
 
 class BrokenFamily:
@@ -247,9 +288,10 @@ BROKEN = BrokenFamily()
 
 def test_failed_runs_are_named_at_the_end_and_exit_1(tmp_path):
     mark = uuid.uuid4().hex
-    done = sweep("--models", "broken-8", "--trainable", "bn", "--seeds", "2", "--epochs", "1", "--retries", "0",
-                 runs=tmp_path / "runs", env={MARK: mark, "BNLIB_ARCHITECTURES": "test_sweep:BROKEN",
-                                               "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])})
+    done, session = alone("--models", "broken-8", "--trainable", "bn", "--seeds", "2", "--epochs", "1",
+                          "--retries", "0", runs=tmp_path / "runs",
+                          env={MARK: mark, "BNLIB_ARCHITECTURES": "test_sweep:BROKEN",
+                               "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])})
     assert done.returncode == 1, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
     failed = [f"FAILED broken-8 bn seed {s}" for s in (0, 1)]
@@ -257,7 +299,7 @@ def test_failed_runs_are_named_at_the_end_and_exit_1(tmp_path):
     assert lines[-4].startswith("2 runs failed after 0 retries")  # and again at the end
     assert sorted(l.strip().split(":")[0] for l in lines[-3:-1]) == failed
     assert last_json(done.stdout)["failed"] == 2
-    assert gone(mark) == []  # a normal exit stops the local Ray
+    assert gone(mark, session) == []  # a normal exit stops the local Ray
 
 
 def test_local_ray_listens_on_loopback_only_and_stops_on_sigterm(tmp_path):
@@ -267,16 +309,16 @@ def test_local_ray_listens_on_loopback_only_and_stops_on_sigterm(tmp_path):
                    env={MARK: mark}, start_new_session=True)
     try:
         deadline = time.time() + 120
-        while not any(command(p).startswith("ray::_train_task") for p in marked(mark)):
+        while not any(command(p).startswith("ray::_train_task") for p in marked(mark, driver.pid)):
             assert time.time() < deadline and driver.poll() is None, driver.communicate()[1][-2000:]
             time.sleep(0.2)
-        sockets = listening(marked(mark))
+        sockets = listening(marked(mark, driver.pid))
         assert sockets and all(address in LOOPBACK for _, address, _ in sockets), sockets
     finally:
         driver.send_signal(signal.SIGTERM)  # the driver only: it must stop the Ray it started
         _, err = driver.communicate(timeout=120)
     assert driver.returncode == 128 + signal.SIGTERM, err[-2000:]
-    assert gone(mark) == []
+    assert gone(mark, driver.pid) == []
 
 
 def test_a_task_started_past_the_deadline_stops_and_a_late_curve_waits_for_the_next_sweep(tmp_path):
@@ -315,3 +357,86 @@ def test_only_figure2_all_and_bn_runs_get_a_clamping_curve():
     assert not any(needs_clamping(c) for c in (config(trainable="bn", bn_init="ones"), config(trainable="bn,shortcut,output"),
                                               config(trainable="bn", normalize=False), config(trainable="all,-bn"),
                                               config(trainable="bn", feature_init="binary")))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_killed_worker_on_a_ray_head_resumes_its_run_from_the_checkpoint(tmp_path):
+    """The README's cluster recipe on one machine: a head with token authentication, on the
+    loopback address (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps Ray from moving 127.0.0.1 to
+    the network address), every port chosen free (another Ray may run here). The worker training
+    the run is killed after its first checkpoint; Ray's retry resumes it, to the same result."""
+    import torch
+
+    from bnlib import RunConfig
+    from bnlib.train import train
+
+    temp = Path(tempfile.mkdtemp(prefix="bnray-", dir="/tmp"))  # a short path: Ray's sockets live in it
+    token = temp / "token"
+    token.write_text(secrets.token_hex(32))
+    mark = uuid.uuid4().hex
+    ray_env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    port = free_port()
+    ports = [f"--{name}={free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                    "metrics-export-port", "runtime-env-agent-port")]
+    runs = tmp_path / "runs"
+    # in a session of its own: every process of the head keeps it, whatever its title
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
+                             "--node-ip-address=127.0.0.1", f"--port={port}", "--include-dashboard=false", *ports,
+                             "--num-cpus=2", f"--temp-dir={temp}", "--disable-usage-stats"],
+                            env={**os.environ, **ray_env, MARK: mark}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        _, err = head.communicate(timeout=120)
+        assert head.returncode == 0, err[-2000:]
+
+        # without the token the head refuses, and the sweep says so in one line
+        refused = sweep("--address", f"127.0.0.1:{port}", "--epochs", "1", runs=runs,
+                        env={"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
+        assert refused.returncode == 2 and "authentication token" in refused.stderr, refused.stderr[-2000:]
+        assert len(refused.stderr.strip().splitlines()) == 1
+
+        args = ("--models", "resnet-8", "--trainable", "bn+output", "--epochs", "3", "--address", f"127.0.0.1:{port}")
+        driver = sweep(*args, runs=runs, env={**ray_env, MARK: f"{mark}-driver"}, start_new_session=True)
+        deadline = time.time() + 240
+        while not list(runs.glob("*/checkpoint.pt")):  # the first epoch is stored
+            assert time.time() < deadline and driver.poll() is None, driver.communicate()[1][-2000:]
+            time.sleep(0.1)
+        [worker] = [p for p in marked(mark, head.pid) if command(p).startswith("ray::_train_task")]
+        os.kill(worker, signal.SIGKILL)
+        out, err = driver.communicate(timeout=300)
+        assert driver.returncode == 0, err[-2000:]
+        assert last_json(out)["trained"] == 1 and last_json(out)["failed"] == 0
+        assert gone(f"{mark}-driver", driver.pid) == []  # a driver joining a cluster leaves nothing behind
+    finally:
+        for pid in marked(mark, head.pid):  # the head: every process of it, found by mark and session
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        left = gone(mark, head.pid)
+        shutil.rmtree(temp, ignore_errors=True)
+    assert left == []
+
+    [folder] = runs.glob("resnet-8_*")
+    starts = [int(l.split(" start epoch=")[1].split()[0]) for l in (folder / "events.log").read_text().splitlines()
+              if " start epoch=" in l]
+    assert len(starts) == 2 and starts[0] == 0 and starts[1] >= 1  # resumed, not started again
+
+    # the same run trained alone, uninterrupted, with the threads the task used
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        reference = train(RunConfig.from_flat(model="resnet-8", trainable="bn,output", epochs=3, data="synthetic"),
+                          tmp_path / "alone")
+    finally:
+        torch.set_num_threads(threads)
+    columns = ["epoch", "train_loss", "test_accuracy"]
+    assert results.load_metrics_of(folder)[columns].equals(results.load_metrics_of(reference.run_dir)[columns])
+    resumed, uninterrupted = (results.load_torch(Path(f) / results.MODEL) for f in (folder, reference.run_dir))
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
