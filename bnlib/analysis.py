@@ -150,6 +150,47 @@ def gamma_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- clamping (Figure 7)
 
+# --------------------------------------------------------------------------- the scale bridge
+
+SCALE_COLUMNS = [*EXPERIMENT, "mode", "epochs", "seed", "test_accuracy", "gamma_frac_abs_below_0.01",
+                 "gamma_frac_abs_below_0.1", "gamma_frac_negative", "clamp_cost_0.01", "train_seconds",
+                 "data_source", "hardware"]
+
+
+def scale_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 9's scale bridge, one row per finished run (any store, any number of epochs):
+    its accuracy, the γ statistics of Figures 5-7 (fractions with |γ| < 0.01 and < 0.1, negative
+    γ), the cost of clamping |γ| < 0.01 (points lost, where its Figure 7 curve is stored) and its
+    training seconds. ``runs`` carries the paper's ``mode`` labels (bnlib.book.with_labels)."""
+    done = runs[runs["status"] == "complete"] if len(runs) else runs
+    rows = []
+    for _, run in done.iterrows():
+        stats = gamma_beta_summary(results.load_batchnorm(run["run_dir"]))
+        curve = clamp_curve(run["run_dir"], None)
+        clamped = curve[curve["keep"] == "value"].set_index("threshold")["test_accuracy"] if len(curve) else {}
+        cost = float(clamped[0.0] - clamped[0.01]) if 0.0 in clamped and 0.01 in clamped else np.nan
+        rows.append({**{c: run.get(c) for c in (*EXPERIMENT, "mode", "epochs", "seed", "test_accuracy",
+                                                 "train_seconds", "data_source", "hardware")},
+                     **{k: stats[k] for k in ("gamma_frac_abs_below_0.01", "gamma_frac_abs_below_0.1",
+                                               "gamma_frac_negative")}, "clamp_cost_0.01": cost})
+    return pd.DataFrame(rows, columns=SCALE_COLUMNS)
+
+
+def jpeg_price(bridge: pd.DataFrame, epochs: int = 16, model: str = "resnet-14") -> pd.DataFrame:
+    """The price of JPEG: per mode, accuracy at each JPEG quality (mean over seeds) of ``model``
+    trained for ``epochs``, and the least-squares slope in points per 10 quality points. Empty
+    until runs at two qualities or more exist."""
+    rows = bridge[(bridge["model"] == model) & (bridge["epochs"] == epochs)]
+    rows = rows.assign(quality=rows["data_source"].map(data_lib.jpeg_quality)).dropna(subset=["quality"])
+    out = []
+    for mode, part in rows.groupby("mode", sort=False):
+        means = part.groupby("quality")["test_accuracy"].mean()
+        slope = float(np.polyfit(means.index.astype(float), means.values, 1)[0]) * 10 if len(means) >= 2 else np.nan
+        out.append({"mode": mode, **{f"quality {int(q)}": v for q, v in means.items()},
+                    "points per 10 quality": slope, "runs": len(part)})
+    return pd.DataFrame(out)
+
+
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """A finished run's network with its final weights and BatchNorm statistics."""
     config = RunConfig.from_flat(**run_config_fields(run_dir))
@@ -246,7 +287,17 @@ def _clamp_key(keep: str, threshold: float) -> tuple[str, float]:
 
 def _stored_curve(run_dir: str | Path) -> pd.DataFrame:
     path = Path(run_dir) / results.CLAMPING
-    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=CLAMP_COLUMNS)
+    if not path.is_file():
+        return pd.DataFrame(columns=CLAMP_COLUMNS)
+    try:
+        curve = pd.read_csv(path)
+        if list(curve.columns) != CLAMP_COLUMNS or curve["threshold"].dtype.kind not in "fi":
+            raise ValueError(f"columns {list(curve.columns)}")
+        return curve
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        # derived data: set aside, and computed again where the weights are
+        results.set_aside(path, f"cannot be read ({str(error).splitlines()[0] if str(error) else error})")
+        return pd.DataFrame(columns=CLAMP_COLUMNS)
 
 
 def clamp_missing(run_dir: str | Path, grid: Sequence[tuple[str, float]] | None = None,

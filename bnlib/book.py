@@ -302,3 +302,43 @@ def claims_table(board: pd.DataFrame, plan: Plan | None = None,
             print(f"{where}: {len(part)} claim(s) not run at this scale ({', '.join(part['id'])}); run them with "
                   f"{command}")
     return table(answered[[c for c in columns if c in answered.columns]])
+
+
+# --------------------------------------------------------------------------- the scale bridge
+
+def scale_bridge(models: tuple[str, ...] = ("resnet-14", "resnet-32"), modes: tuple[str, ...] = ("BN", "All"),
+                 runs_root: Path | None = None) -> pd.DataFrame:
+    """Chapter 9's scale bridge: every finished run of ``models`` in ``modes`` (the default
+    initialisations, Appendix B's recipe) from every store the book ships, at every number of
+    epochs: accuracy, γ statistics, the cost of clamping and the seconds it took
+    (:func:`bnlib.analysis.scale_rows`)."""
+    root = runs_root or ROOT / "data" / "runs"
+    stores = [results.load(store) for store in sorted(root.glob("*")) if store.is_dir()]
+    runs = pd.concat([s for s in stores if len(s)], ignore_index=True) if any(map(len, stores)) else pd.DataFrame()
+    if runs.empty:
+        return pd.DataFrame(columns=analysis.SCALE_COLUMNS)
+    runs = with_labels(runs)
+    default = (runs["bn_init"] == "uniform") & (runs["feature_init"] == "he-normal") & (runs["normalize"].astype(bool))
+    recipe = np.logical_and.reduce([runs[f].astype(str) == str(v) for f, v in
+                                    (("lr", 0.1), ("batch_size", 128), ("lr_drops", "0.5,0.75"))])
+    chosen = runs[runs["model"].isin(models) & runs["mode"].isin(modes) & default & recipe]
+    return analysis.scale_rows(chosen)
+
+
+def scale_lines(bridge: pd.DataFrame, value: str, unit: str = "%", scale: float = 1.0) -> list[str]:
+    """One line per network and mode: ``value`` at each training length, mean over seeds (the
+    chapter's text about what changes with training length is computed, not typed)."""
+    lines = []
+    for (model, mode), part in bridge.groupby(["model", "mode"], sort=False):
+        means = part.groupby("epochs")[value].mean().dropna()
+        steps = " → ".join(f"{scale * v:.1f}{unit} at {int(e)}" for e, v in means.items())
+        lines.append(f"{model} {mode}: {steps} epochs")
+    return lines
+
+
+def published_accuracies() -> pd.DataFrame:
+    """Accuracies published for the same CIFAR ResNets trained normally on the original images
+    (data/paper/published.csv, with their sources): the second line of evidence on what the
+    JPEG copy costs."""
+    return pd.read_csv(ROOT / "data" / "paper" / "published.csv")
+

@@ -136,6 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     bench.add_argument("--compile", default="none", choices=["none", "default", "reduce-overhead"])
     bench.add_argument("--out", default=None, help="results file to append to (default: data/benchmarks/results.jsonl)")
+    estimate = commands.add_parser("estimate", help="device-hours of a profile's experiments, from a few timed steps "
+                                   "of each network on this machine")
+    estimate.add_argument("--profile", default="paper", help="smoke, cpu or paper (default: paper)")
+    estimate.add_argument("--pack", type=int, default=1,
+                          help="measure packs of up to N runs trained as one network, and count the packs the "
+                               "planner makes (default: 1, one run at a time)")
+    estimate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    estimate.add_argument("--steps", type=int, default=3, help="timed SGD steps per measurement, after a warm-up "
+                          "step (default: 3)")
+    estimate.add_argument("--networks", help="measure only these networks, comma separated; the profile's others "
+                          "are extrapolated by the family's cost (default: all of them)")
+    estimate.add_argument("--out", nargs="?", const="", default=None, metavar="FILE",
+                          help="also append the JSON line to FILE (--out alone: data/benchmarks/estimates.jsonl) "
+                               "(default: print only)")
     return parser
 
 
@@ -200,6 +214,21 @@ def _bench(args: argparse.Namespace) -> int:
               f"{row['reference_images_per_s']:8.1f} img/s  ratio {row['ratio']:.2f}  "
               f"{100 * row['fraction_of_matmul_rate']:.1f}% of matmul rate{packed}", file=sys.stderr, flush=True)
         print(json.dumps(row), flush=True)
+    return 0
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .estimate import ESTIMATES, append, estimate, table
+
+    networks = [n.strip() for n in (args.networks or "").split(",") if n.strip()]
+    result = estimate(args.profile, pack=args.pack, device=args.device, steps=args.steps, networks=networks,
+                      log=lambda text: print(text, file=sys.stderr, flush=True))
+    if args.out is not None:
+        append(result, Path(args.out) if args.out else ESTIMATES)
+    print(table(result), flush=True)
+    print(json.dumps(result), flush=True)
     return 0
 
 
@@ -294,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.started = started
     try:
         commands = {"params": _params, "train": lambda: _train(args), "bench": lambda: _bench(args),
+                    "estimate": lambda: _estimate(args),
                     "sweep": lambda: _sweep(args), "check": lambda: _check(args),
                     "data": lambda: _data(args), "clamp": lambda: _clamp(args)}
         return commands[args.command]()

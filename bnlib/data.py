@@ -102,6 +102,20 @@ def describe_source(source: str) -> str:
     return f"image folder {Path(where).name}"
 
 
+COPY_QUALITY = 75  # the JPEG copy of CIFAR-10: IJG quality 75, 4:2:0 chroma (its README)
+
+
+def jpeg_quality(source: str) -> int | None:
+    """The JPEG quality of a recorded ``data_source``: a re-encoding's (``...-q50.tar.gz``), the
+    copy's 75, or None for data that is not a JPEG copy."""
+    kind, _, where = str(source).partition(":")
+    name = Path(where).name.lower()
+    quality = re.search(r"-q(\d+)\b", name)
+    if quality:
+        return int(quality.group(1))
+    return COPY_QUALITY if ("jpeg" in name or "jpg" in name) else None
+
+
 def default_real_data() -> str:
     """The real data a CPU-scale profile reads: $BNLIB_DATA, else the JPEG copy of CIFAR-10
     beside the project (``../shared/data/cifar10-jpeg.tar.gz``), else torchvision's CIFAR-10

@@ -220,3 +220,32 @@ def clamping_lines(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
                       xaxis={"type": "log", "title": "threshold on |γ| (log scale)"},
                       yaxis_title="test accuracy (%)", template=TEMPLATE)
     return fig
+
+
+def scale_bridge(table: pd.DataFrame, value: str, title: str, axis: str,
+                 paper: pd.DataFrame | None = None) -> go.Figure:
+    """A quantity against training length (log2 epochs), a line per network and mode (colour the
+    mode, marker the network), mean over seeds with each seed as a faint point; the paper's
+    value (``paper``: model, mode, value) as a hollow star at 160 epochs."""
+    fig = go.Figure()
+    networks = list(dict.fromkeys(table["model"]))
+    for (model, mode), part in table.groupby(["model", "mode"], sort=False):
+        colour, symbol = mode_colour(mode), marker(networks.index(model))
+        means = part.groupby("epochs")[value].mean()
+        fig.add_trace(go.Scatter(x=means.index, y=means.values, mode="lines+markers" if len(means) > 1 else "markers",
+                                 name=f"{model} {mode_name(mode)}", line={"color": colour},
+                                 marker={"symbol": symbol, "color": colour, "size": 9}))
+        if part["seed"].nunique() > 1:
+            fig.add_trace(go.Scatter(x=part["epochs"], y=part[value], mode="markers", opacity=0.35, showlegend=False,
+                                     marker={"symbol": symbol, "color": colour, "size": 6}, hoverinfo="skip"))
+    if paper is not None:
+        for row in paper.itertuples():
+            fig.add_trace(go.Scatter(x=[160], y=[row.value], mode="markers", name=f"paper: {row.model} {mode_name(row.mode)}",
+                                     marker={"symbol": "star-open", "size": 14, "color": mode_colour(row.mode),
+                                             "line": {"width": 2, "color": mode_colour(row.mode)}}))
+    ticks = sorted(set(table["epochs"]) | ({160} if paper is not None else set()))
+    fig.update_layout(title=_title(title, table.assign(epochs=table["epochs"])), yaxis_title=axis, template=TEMPLATE,
+                      xaxis={"type": "log", "title": "training epochs (log scale)", "tickvals": ticks,
+                             "ticktext": [str(t) for t in ticks]})
+    return fig
+

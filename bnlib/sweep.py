@@ -43,7 +43,7 @@ from . import results
 from .config import ConfigError, RunConfig
 from .freezing import mode_identity
 from .architectures import cost
-from .train import RunResult, locate, resolve_device, train_replicates, validate
+from .train import RunResult, locate, stored_result, resolve_device, train_replicates, validate
 
 
 def grid(models: Sequence[str], modes: Sequence[str], seeds: int, epochs: int, data: str,
@@ -305,10 +305,13 @@ def is_finished(configs: Sequence[RunConfig], runs_dir: str | Path) -> list[bool
     done = []
     for config in configs:
         folder = locate(config, datasets[config.data.data], runs_dir)
-        if not (folder / results.RESULT).is_file():
+        stored = stored_result(folder)
+        if stored is None:
+            if (folder / results.RESULT).is_file():
+                results.log.warning("%s: a file of this finished run cannot be read; training it repairs it", folder)
             done.append(False)
             continue
-        complete = results.read_json(folder / results.RESULT).get("status") == "complete"
+        complete = stored.status == "complete"
         to_clamp = complete and needs_clamping(config) and (folder / results.MODEL).is_file()
         done.append(not (to_clamp and clamp_missing(folder)))
     return done

@@ -258,7 +258,7 @@ def train_pack(
     folders = [locate(c, dataset, runs_dir) for c in configs]
     if len(set(folders)) != len(folders):
         raise ConfigError("a pack holds each run once: two of its configs are the same run")
-    done = {i: stored for i, stored in enumerate(map(_stored, folders)) if stored is not None}
+    done = {i: stored for i, stored in enumerate(map(stored_result, folders)) if stored is not None}
     with _locked([f for i, f in enumerate(folders) if i not in done]):
         waiting: dict[int, list[int]] = {}  # checkpoint epoch -> runs that stopped there
         states: dict[int, dict | None] = {}
@@ -266,7 +266,7 @@ def train_pack(
             if i in done:
                 continue
             # finished by another process while we waited, or a finished run to repair
-            stored = _stored(folder, repair=(configs[i], dataset))
+            stored = stored_result(folder, repair=(configs[i], dataset))
             if stored is not None:
                 done[i] = stored
                 continue
@@ -279,7 +279,7 @@ def train_pack(
     return [done[i] for i in range(len(configs))]
 
 
-def _stored(folder: Path, repair: tuple[RunConfig, data_lib.Dataset] | None = None) -> RunResult | None:
+def stored_result(folder: Path, repair: tuple[RunConfig, data_lib.Dataset] | None = None) -> RunResult | None:
     """The result of a finished run, or None when the run is not finished here.
 
     With ``repair`` (the run's config and data, under the run's lock), a finished run with a

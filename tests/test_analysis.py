@@ -164,3 +164,24 @@ def test_clamp_curve_computes_only_what_is_not_stored(trained_run, synthetic):
             analysis.clamp_curve(run_dir, synthetic, grid=[("one", 0.3)])
     finally:
         weightless.with_suffix(".away").rename(weightless)
+
+
+def test_a_damaged_clamping_curve_is_set_aside_and_computed_again(trained_run, synthetic):
+    (trained_run / results.CLAMPING).write_text("keep,foo\nbar,baz\n")
+    curve = analysis.clamp_curve(trained_run, synthetic)
+    assert len(curve) == len(analysis.clamp_grid())
+    assert len(list(trained_run.glob("clamping.csv.damaged-*"))) == 1
+
+
+def test_jpeg_price_fits_accuracy_against_quality():
+    rows = pd.DataFrame({
+        "model": "resnet-14", "epochs": 16, "mode": ["BN", "BN", "BN", "All", "All"],
+        "test_accuracy": [40.0, 38.0, 35.0, 80.0, 79.0],
+        "data_source": ["image-folder-tar:cifar10-jpeg.tar.gz", "image-folder-tar:cifar10-jpeg-q50.tar.gz",
+                        "image-folder-tar:cifar10-jpeg-q25.tar.gz", "image-folder-tar:cifar10-jpeg.tar.gz",
+                        "image-folder-tar:cifar10-jpeg-q50.tar.gz"]})
+    price = analysis.jpeg_price(rows).set_index("mode")
+    assert price.loc["BN", "quality 75"] == 40.0 and price.loc["BN", "quality 25"] == 35.0
+    assert price.loc["BN", "points per 10 quality"] == pytest.approx(10 * np.polyfit([75, 50, 25], [40, 38, 35], 1)[0])
+    assert price.loc["All", "points per 10 quality"] == pytest.approx(0.4)
+    assert analysis.jpeg_price(rows[rows["data_source"].str.contains("q50")]).iloc[0]["runs"] == 1

@@ -12,7 +12,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from bnlib import analysis, book, results
+from bnlib import analysis, book, figures, results
 from bnlib.plan import PROFILES, Plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,3 +172,18 @@ def test_tables_for_reading(store, capsys):
     assert "not run" not in html and "e-0" not in html and "e+0" not in html
     assert "overflow-wrap" in html and 'class="row_heading' not in html  # wrapped cells, no index
     assert book.plain(0.005) == "0.005" and book.plain(-33.8123) == "-33.8" and book.plain(float("nan")) == ""
+
+
+def test_the_scale_bridge_reads_every_store_at_every_length(store, tmp_path):
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(store, root / "cpu")
+    bridge = book.scale_bridge(models=("resnet-8",), runs_root=root)
+    assert set(bridge["mode"]) == {"BN", "All"} and set(bridge["epochs"]) == {1} and len(bridge) == 4
+    assert bridge["gamma_frac_abs_below_0.1"].between(0, 1).all() and bridge["clamp_cost_0.01"].notna().all()
+    lines = book.scale_lines(bridge, "test_accuracy")
+    assert len(lines) == 2 and all(line.endswith("at 1 epochs") for line in lines)
+    fig = figures.scale_bridge(bridge, "test_accuracy", "t", "test accuracy (%)")
+    assert fig.layout.xaxis.type == "log"
+    assert set(book.published_accuracies()["model"]) >= {"resnet-32", "resnet-56", "resnet-110"}

@@ -440,3 +440,20 @@ def test_a_killed_worker_on_a_ray_head_resumes_its_run_from_the_checkpoint(tmp_p
     resumed, uninterrupted = (results.load_torch(Path(f) / results.MODEL) for f in (folder, reference.run_dir))
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
+
+
+def test_a_dry_run_lists_a_damaged_finished_run_as_to_do(tmp_path, capsys, caplog):
+    """One unreadable file never stops a sweep: the run is listed to do (training it repairs it)."""
+    from bnlib import RunConfig
+    from bnlib.cli import main
+    from bnlib.train import train
+
+    result = train(RunConfig.from_flat(model="resnet-8", trainable="bn", epochs=1, data="synthetic"), tmp_path)
+    (Path(result.run_dir) / results.RESULT).write_text("{cut sh")
+    args = ["sweep", "--models", "resnet-8", "--trainable", "bn", "--epochs", "1", "--data", "synthetic",
+            "--runs-dir", str(tmp_path), "--dry-run"]
+    with caplog.at_level("WARNING", logger="bnlib"):
+        assert main(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("todo resnet-8") and json.loads(out[-1]) == {"runs": 1, "done": 0, "todo": 1}
+    assert any(str(result.run_dir) in r.getMessage() for r in caplog.records)
