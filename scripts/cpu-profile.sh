@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run, or resume, the book's `cpu` profile in the background (about 12 hours on a 2-core CPU).
 # Finished runs are skipped and interrupted ones resume from their last epoch, so run this
-# again after a reboot or a closed session. A line per finished run (and one per start) goes to
+# again after a reboot or a stopped machine. A line per finished run (and one per start) goes to
 # $RUNS/sweep.log, which is committed with the runs; Ray's own messages go to $RUNS/sweep.out.
 #   RUNS_DIR  results store (default data/runs/cpu, where the book looks)
 #   PYTHON    interpreter with bnlib installed (default .venv/bin/python; scripts/setup.sh makes it)
