@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--runs-dir", help="results store (default: the profile's, else runs)")
     sweep.add_argument("--address", help="an existing Ray cluster (default: start Ray on this machine)")
     sweep.add_argument("--gpus-per-run", type=float, help="GPU share of a run, e.g. 0.25 (default: 1 if GPUs)")
+    sweep.add_argument("--pack", type=int, help="runs of one network trained together as one fused network, at "
+                       "most N per task; 1 trains each alone (default: 8 on GPUs, 1 on CPUs)")
     sweep.add_argument("--cpus-per-run", type=float, help="CPU slots of a run (default: all cores without GPU)")
     sweep.add_argument("--retries", type=int, default=2, help="retries of a failed run (default: 2)")
     sweep.add_argument("--no-progress", action="store_true")
@@ -259,9 +261,11 @@ def _sweep(args: argparse.Namespace) -> int:
                   f"feature_init={c['feature_init']} normalize={c['normalize']} seed={c['seed']} epochs={c['epochs']}")
         print(json.dumps({"runs": len(configs), "done": sum(finished), "todo": len(configs) - sum(finished)}))
         return 0
+    if args.pack is not None and args.pack < 1:
+        raise ConfigError(f"--pack must be a whole number >= 1, got {args.pack}")
     counts = sweep.run(configs, args.runs_dir or "runs", address=args.address, gpus_per_run=args.gpus_per_run,
                        cpus_per_run=args.cpus_per_run, retries=args.retries, progress=not args.no_progress,
-                       log=args.log,
+                       log=args.log, pack=args.pack,
                        deadline=None if args.time_limit is None else args.started + args.time_limit)
     print(json.dumps(counts))
     if counts["stopped"]:  # first: running the same command again also retries the failed runs

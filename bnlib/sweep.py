@@ -42,8 +42,9 @@ from . import data as data_lib
 from . import results
 from .config import ConfigError, RunConfig
 from .freezing import mode_identity
+from .packs import plan_packs
 from .architectures import cost
-from .train import RunResult, locate, stored_result, resolve_device, train_replicates, validate
+from .train import RunResult, locate, resolve_device, stored_result, train_pack, validate
 
 
 def grid(models: Sequence[str], modes: Sequence[str], seeds: int, epochs: int, data: str,
@@ -251,31 +252,33 @@ def _resources(ray: Any, address: str | None, gpus_per_run: float | None,
     return gpus, cpus
 
 
-def _train_task(flat: dict[str, Any], runs_dir: str, threads: int, deadline: float | None = None) -> dict[str, Any]:
-    """One run inside a Ray worker: train (or resume, or find) it and report. ``deadline`` is
-    a ``time.time()``: the run gets the time left when it starts (a cluster's clocks agree)."""
+def _train_task(flats: list[dict[str, Any]], runs_dir: str, threads: int,
+                deadline: float | None = None) -> list[dict[str, Any]]:
+    """One pack of runs (a pack of one when unpacked) inside a Ray worker: train (or resume, or
+    find) them and report each. ``deadline`` is a ``time.time()``: the pack gets the time left
+    when it starts (a cluster's clocks agree)."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     started = time.time()
-    config = RunConfig.from_flat(**flat)
+    configs = [RunConfig.from_flat(**flat) for flat in flats]
     time_limit = None if deadline is None else max(0.0, deadline - started)
-    [result] = train_with_curves([config], runs_dir, data_lib.load(config.data.data), time_limit=time_limit)
-    return {**result.to_dict(), "seconds": time.time() - started}
+    runs = train_with_curves(configs, runs_dir, data_lib.load(configs[0].data.data), time_limit=time_limit)
+    return [{**run.to_dict(), "seconds": time.time() - started} for run in runs]
 
 
 def train_with_curves(configs: Sequence[RunConfig], runs_dir: str | Path, dataset: data_lib.Dataset,
                       on_epoch: Callable[[dict[str, float]], None] | None = None,
                       time_limit: float | None = None) -> list[RunResult]:
-    """Train replicates of one experiment (:func:`bnlib.train.train_replicates`), then store
+    """Train a pack of runs (:func:`bnlib.train.train_pack`; one run is a pack of one), then store
     Figure 7's clamping curve of each finished run that needs one, on the training device,
     with the data read once for both. Past ``time_limit`` (seconds) no curve is started: such
     a run is reported ``stopped`` (its training is stored; the next sweep adds the curve)."""
     from .analysis import clamp_curve, clamp_missing
 
     started = time.monotonic()
-    runs = train_replicates(configs, runs_dir, dataset=dataset, on_epoch=on_epoch, time_limit=time_limit)
+    runs = train_pack(configs, runs_dir, dataset=dataset, on_epoch=on_epoch, time_limit=time_limit)
     for config, run in zip(configs, runs):
         if run.status == "complete" and needs_clamping(config) and clamp_missing(run.run_dir):
             if time_limit is not None and time.monotonic() - started >= time_limit:
@@ -342,9 +345,15 @@ def report_line(config: RunConfig, out: dict[str, Any]) -> str:
 
 def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | None = None,
         gpus_per_run: float | None = None, cpus_per_run: float | None = None, retries: int = 2,
-        progress: bool = True, log: str | Path | None = None, deadline: float | None = None) -> dict[str, Any]:
+        progress: bool = True, log: str | Path | None = None, deadline: float | None = None,
+        pack: int | None = None) -> dict[str, Any]:
     """Train every config not yet finished in ``runs_dir`` on Ray; return the counts. A line per
     finished or stopped run goes to stdout and, if ``log`` is given, is appended to that file.
+
+    ``pack``: runs of one network that differ in seed, mode or init train together as one fused
+    network (:mod:`bnlib.packs`), up to ``pack`` per Ray task; 1 trains each run alone. By
+    default packs of 8 where runs get GPUs, and single runs on CPUs (where a pack's one larger
+    step gains little over 2-16 threads of one run).
 
     ``deadline`` (a ``time.time()``): no run is launched after it, and running ones stop at
     their last epoch boundary before it. ``stopped`` counts the runs it cut short or kept from
@@ -398,7 +407,8 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
         gpus, cpus = _resources(ray, address, gpus_per_run, cpus_per_run)
         task = ray.remote(_train_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries,
                                                retry_exceptions=True)
-        waiting = list(reversed(todo))  # popped from the end: the grid's order
+        size = pack if pack is not None else (8 if gpus else 1)
+        waiting = list(reversed(plan_packs(todo, max_runs=size)))  # popped from the end: the grid's order
         pending: dict = {}
         bar = tqdm(total=len(todo), desc="sweep", file=sys.stderr, disable=not progress)
         while pending or waiting:
@@ -406,34 +416,40 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
             # (the slots are counted again each time: a cluster may grow).
             while waiting and len(pending) < _slots(ray.cluster_resources(), gpus, cpus):
                 if deadline is not None and time.time() >= deadline:
-                    counts["stopped"] += len(waiting)
+                    left = sum(map(len, waiting))
+                    counts["stopped"] += left
                     with tqdm.external_write_mode(file=sys.stdout):
-                        say(_not_started(len(waiting)))
-                    bar.update(len(waiting))
+                        say(_not_started(left))
+                    bar.update(left)
                     waiting = []
                     break
-                config = waiting.pop()
-                pending[task.remote(config.flat(), runs_dir, int(cpus) if not gpus else 0, deadline)] = config
+                unit = waiting.pop()
+                pending[task.remote([c.flat() for c in unit], runs_dir, int(cpus) if not gpus else 0, deadline)] = unit
             if not pending:
                 break
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                config = pending.pop(ref)
-                t = config.train
+                unit = pending.pop(ref)
                 try:
-                    out = ray.get(ref)
-                except Exception as error:  # retries used up: a failed run, the sweep goes on
-                    counts["failed"] += 1
-                    line = f"FAILED {config.model.model} {t.trainable} seed {t.seed}: {_reason(error)}"
-                    failed.append(line)
-                else:
-                    counts["stopped" if out["status"] == "stopped" else "trained"] += 1
-                    counts["diverged"] += out["status"] == "diverged"
-                    line = report_line(config, out)
-                with tqdm.external_write_mode(file=sys.stdout):  # the bar steps aside for the line
-                    say(line)
-                bar.update(1)
-                bar.set_postfix(done=counts["trained"], failed=counts["failed"], left=len(pending) + len(waiting))
+                    outs = ray.get(ref)
+                except Exception as error:  # retries used up: failed runs, the sweep goes on
+                    outs = [None] * len(unit)
+                    reason = _reason(error)
+                for config, out in zip(unit, outs):
+                    t = config.train
+                    if out is None:
+                        counts["failed"] += 1
+                        line = f"FAILED {config.model.model} {t.trainable} seed {t.seed}: {reason}"
+                        failed.append(line)
+                    else:
+                        counts["stopped" if out["status"] == "stopped" else "trained"] += 1
+                        counts["diverged"] += out["status"] == "diverged"
+                        line = report_line(config, out)
+                    with tqdm.external_write_mode(file=sys.stdout):  # the bar steps aside for the line
+                        say(line)
+                bar.update(len(unit))
+                bar.set_postfix(done=counts["trained"], failed=counts["failed"],
+                                left=sum(map(len, pending.values())) + sum(map(len, waiting)))
         bar.close()
         if failed:  # named again at the end, where a long sweep's log is read first
             say(f"{len(failed)} run{'' if len(failed) == 1 else 's'} failed after "

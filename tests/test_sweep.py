@@ -457,3 +457,20 @@ def test_a_dry_run_lists_a_damaged_finished_run_as_to_do(tmp_path, capsys, caplo
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0].startswith("todo resnet-8") and json.loads(out[-1]) == {"runs": 1, "done": 0, "todo": 1}
     assert any(str(result.run_dir) in r.getMessage() for r in caplog.records)
+
+
+def test_a_packed_sweep_stores_each_run_as_if_trained_alone(tmp_path):
+    """--pack 4: the four runs of one network train as one pack on one worker; each is stored
+    at its own address with its own files, and a second sweep finds them all."""
+    grid = ["--models", "resnet-8", "--trainable", "bn,none,bn+shortcut+output", "--seeds", "2", "--epochs", "1"]
+    out = sweep(*grid, "--pack", "4", runs=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    counts = last_json(out.stdout)
+    assert counts["trained"] == 6 and counts["failed"] == 0
+    table = results.load(tmp_path)
+    assert len(table) == 6 and set(table["status"]) == {"complete"}
+    starts = [line for p in tmp_path.glob("*/events.log") for line in p.read_text().splitlines() if " start " in line]
+    assert sorted(int(line.split("runs=")[1].split()[0]) for line in starts) == [3] * 6  # two packs of 3
+    again = sweep(*grid, "--pack", "4", runs=tmp_path)
+    assert last_json(again.stdout)["skipped"] == 6
+    assert sweep(*grid, "--pack", "0", runs=tmp_path).returncode == 2
