@@ -25,6 +25,8 @@ from .freezing import parse_trainable
 
 __all__ = ["PROFILES", "Plan"]
 
+PACK_ON_GPU = 8  # runs per pack when a chapter trains its missing runs on a GPU (as bnlib sweep)
+
 
 @functools.lru_cache(maxsize=None)
 def _fingerprint(source: str) -> str | None:
@@ -125,11 +127,15 @@ class Plan(Experiments):
         and the data is readable; otherwise they are listed with the command that makes them."""
         found, missing = self.match(configs)
         if missing and self.train_missing and self.fingerprint() is not None:
-            from .train import train
+            from .packs import plan_packs
+            from .train import resolve_device, train_pack
 
             dataset = data_lib.load(self.data_source)
-            for config in missing:
-                train(config, self.store, dataset=dataset)
+            # on a GPU, runs of one network train together in packs (the sweep's planner); on a
+            # CPU one at a time
+            size = PACK_ON_GPU if resolve_device(self.device).type == "cuda" else 1
+            for pack in plan_packs(missing, max_runs=size):
+                train_pack(pack, self.store, dataset=dataset)
             found, missing = self.match(configs)
         if missing:
             print(self.missing_message(missing))

@@ -67,3 +67,22 @@ def test_the_set_up_line_says_what_came_from_the_profile():
     line = Plan.from_parameters("cpu", epochs=4).summary()
     assert "4 epochs" in line and "the profile's seeds 3" in line and "epochs 2" not in line
     assert "results in data/runs/cpu" in line  # relative to the project: no machine's path
+
+
+def test_a_chapter_trains_its_missing_runs_in_packs_on_a_gpu(tmp_path, monkeypatch):
+    """With train_missing on a GPU the missing runs go through the sweep's pack planner."""
+    import bnlib.packs
+    import bnlib.train
+    import torch
+
+    packs = []
+    monkeypatch.setattr(bnlib.train, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(bnlib.train, "train_pack", lambda pack, store, dataset: packs.append(len(pack)) or [])
+    plan = Plan.from_parameters("smoke", models=["resnet-8"], modes=["bn", "none"], seeds=3,
+                                runs_dir=str(tmp_path), train_missing=True)
+    plan.ensure(plan.figure2())
+    assert packs == [6]  # one pack: same network, frozen convolutions
+    packs.clear()
+    monkeypatch.setattr(bnlib.train, "resolve_device", lambda name: torch.device("cpu"))
+    plan.ensure(plan.figure2())
+    assert packs == [1] * 6
