@@ -8,6 +8,7 @@ which are missing and the command that makes them.
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +47,16 @@ def _names(parameter: str, value) -> tuple[str, ...]:
     raise ConfigError(f"{parameter} must be a list of names such as ['resnet-14'], got {value!r}")
 
 
-def _shown(path: Path) -> str:
-    """A path as readers see it: relative to the project when inside it (no machine's paths)."""
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
+def shown(path: str | Path) -> str:
+    """A path as readers see it: relative to the project when inside it or beside it
+    (``data/runs/cpu``, ``../shared/data/cifar10-jpeg.tar.gz``), never a machine's absolute path;
+    names such as ``cifar10`` or ``synthetic`` unchanged."""
+    if str(path) in ("cifar10", "synthetic"):
         return str(path)
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(ROOT.parent):
+        return os.path.relpath(resolved, ROOT)
+    return str(path)
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,12 @@ class Plan(Experiments):
         values = {"seeds": str(self.n_seeds), "epochs": str(self.n_epochs), "data": results.data_name(self.data_source)}
         fallback = ", ".join(f"{name} {values[name]}" for name in self.defaults_used)
         return (f"profile {self.profile.name}: {self.scale()}, networks {', '.join(self.networks())}, "
-                f"results in {_shown(self.store)}" + (f" (the profile's {fallback})" if fallback else ""))
+                f"results in {shown(self.store)}" + (f" (the profile's {fallback})" if fallback else ""))
+
+    @property
+    def shown_data(self) -> str:
+        """The data source as readers see it (:func:`shown`)."""
+        return shown(self.data_source)
 
     @property
     def store(self) -> Path:
@@ -143,13 +153,13 @@ class Plan(Experiments):
 
     def missing_message(self, missing: Sequence[RunConfig]) -> str:
         """What a reader is told about runs a figure lacks: how many, and the commands that make them."""
-        head = (f"{len(missing)} run(s) of this figure are not in {self.store}"
+        head = (f"{len(missing)} run(s) of this figure are not in {shown(self.store)}"
                 f" ({self.profile.name} profile); it shows what is there.")
         example = missing[0].flat()
         command = " ".join(["python -m bnlib train"] + [
-            f"--{k.replace('_', '-')} {shlex.quote(str(example[k]))}"
+            f"--{k.replace('_', '-')} {shlex.quote(shown(example[k]) if k == 'data' else str(example[k]))}"
             for k in ("model", "trainable", "epochs", "seed", "data", "bn_init", "feature_init", "normalize")
-        ] + [f"--runs-dir {shlex.quote(str(self.store))}"])
-        sweep = f"python -m bnlib sweep --profile {self.profile.name} --runs-dir {shlex.quote(str(self.store))}"
+        ] + [f"--runs-dir {shlex.quote(shown(self.store))}"])
+        sweep = f"python -m bnlib sweep --profile {self.profile.name} --runs-dir {shlex.quote(shown(self.store))}"
         return (f"{head}\nTrain them by re-running this chapter with train_missing=True, all at once with\n"
                 f"  {sweep}\nor one by one, e.g.\n  {command}")

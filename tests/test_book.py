@@ -3,6 +3,7 @@ call (trend lines, clamping curves, the live explorer's run, other scales) work 
 and a built chapter shows an interactive plotly figure in headless Chromium."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -128,6 +129,23 @@ def test_built_book_renders_a_plotly_figure(tmp_path):
         capture_output=True, text=True, timeout=120)
     assert "plot-container plotly" in dom.stdout  # plotly.js ran and drew a figure, offline
     assert dom.stdout.count("main-svg") >= 2
+    # every page as a reader sees it: no test plumbing, no machine's paths, no tracebacks or
+    # stderr, no numbers in scientific notation, and a figure wherever the chapter draws one
+    sources = {p.stem: p.read_text() for p in CHAPTERS}
+    for page in [html / "book" / "index.html", *sorted((html / "chapters").glob("*.html")),
+                 html / "book" / "reproducing.html"]:
+        dom = subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=120).stdout
+        text = re.sub(r"<script.*?</script>|<style.*?</style>", "", dom, flags=re.S)
+        visible = re.sub(r"<[^>]+>", " ", text)
+        assert "NBVAL" not in visible and "nbval" not in visible, page.name
+        assert str(ROOT) not in visible and str(tmp_path) not in visible and "/root/" not in visible, page.name
+        assert "Traceback" not in visible and "output stderr" not in text, page.name
+        assert not re.search(r"\b\d(\.\d+)?e[+-]\d{2}\b", visible), (page.name, re.search(r".{40}\de[+-]\d\d.{20}", visible))
+        if ".show()" in sources.get(page.stem, ""):
+            assert "plot-container plotly" in dom, page.name
 
 
 def test_the_verdict_answers_each_headline_claim_at_the_largest_scale(store, tmp_path):
