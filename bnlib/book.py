@@ -13,7 +13,7 @@ import pandas as pd
 from . import analysis, data as data_lib, results
 from .freezing import paper_label
 from .experiments import ROOT
-from .plan import PROFILES, Plan
+from .plan import PROFILES, Plan, shown
 
 
 def setup(**parameters) -> Plan:

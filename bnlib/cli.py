@@ -1,7 +1,8 @@
 """``python -m bnlib``: ``params`` prints Table 1, ``train`` trains (or finds) one run,
 ``sweep`` trains a grid on Ray, ``check`` lists the state of every run of a store, ``clamp``
 re-evaluates a run with its small gammas set to 0, ``data reencode`` writes a data set again as
-JPEG at another quality, ``bench`` compares the trainer with a plain PyTorch loop.
+JPEG at another quality, ``pages`` makes the book's page per network, ``bench`` compares the
+trainer with a plain PyTorch loop, ``estimate`` projects a profile's device-hours here.
 
 Every config field is a ``train`` flag of the same name (``bn_init`` -> ``--bn-init``). Bad
 input exits with status 2 and one line on stderr, before anything is written. The last line
@@ -116,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     clamp.add_argument("--binarize", choices=["one", "mean"],
                        help="also set every other gamma to sign(gamma) (one) or sign(gamma)*mean|gamma| (mean)")
     clamp.add_argument("--data", help="the data set the run was trained on (default: this machine's real data)")
+    pages = commands.add_parser("pages", help="the book's page per network: book/network.ipynb run by papermill")
+    pages.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
+    pages.add_argument("--runs-dir", help="results store (default: the profile's)")
     data = commands.add_parser("data", help="data sets: re-encode one as JPEG at another quality")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     reencode = data_commands.add_parser("reencode", help="write SRC again as JPEG at --quality into DST (.tar.gz)")
@@ -303,6 +307,14 @@ def _clamp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pages(args: argparse.Namespace) -> int:
+    from .pages import network_pages
+
+    written = network_pages(args.profile, runs_dir=args.runs_dir)
+    print(json.dumps({"profile": args.profile, "pages": [str(p) for p in written]}))
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from collections import Counter
 
@@ -329,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {"params": _params, "train": lambda: _train(args), "bench": lambda: _bench(args),
                     "estimate": lambda: _estimate(args),
                     "sweep": lambda: _sweep(args), "check": lambda: _check(args),
-                    "data": lambda: _data(args), "clamp": lambda: _clamp(args)}
+                    "data": lambda: _data(args), "clamp": lambda: _clamp(args),
+                    "pages": lambda: _pages(args)}
         return commands[args.command]()
     except ConfigError as error:
         sys.stderr.write(f"bnlib: error: {error}\n")

@@ -28,7 +28,7 @@ import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -125,21 +125,24 @@ def measure(configs: Sequence[RunConfig], device: torch.device, steps: int, test
 
 def _measured_runs(runs: Sequence[RunConfig], pack: int, memory: float | None) -> list[RunConfig]:
     """What to measure for one network and kind: with ``pack`` 1, one run (the kind's measured
-    mode when the profile has it); else the first pack the planner makes of the largest group
-    of these runs that could pack together, cut to ``pack`` runs (the largest pack any of the
-    experiments can have)."""
+    mode when the profile has it); else a pack the planner makes of ``pack`` consecutive runs
+    of the largest group of these runs that could pack together (the largest pack any of the
+    experiments can have), starting at the kind's measured mode: a pack of ``none`` runs alone
+    would skip every backward pass, which the kind's other packs do not."""
+    preferred = [i for i, c in enumerate(runs) if c.train.trainable == MEASURED_MODE[kind_of(c)]]
     if pack == 1:
-        preferred = [c for c in runs if c.train.trainable == MEASURED_MODE[kind_of(c)]]
-        return [(preferred or list(runs))[0]]
+        return [runs[preferred[0] if preferred else 0]]
     groups: dict[RunConfig, list[RunConfig]] = {}
     for c in runs:
         groups.setdefault(pack_key(c), []).append(c)
     largest = max(groups.values(), key=len)
-    return plan_packs(largest[:pack], max_runs=pack, memory_budget=memory)[0]
+    first = next((i for i, c in enumerate(largest) if c.train.trainable == MEASURED_MODE[kind_of(c)]), 0)
+    first = max(0, min(first, len(largest) - pack))
+    return plan_packs(largest[first:first + pack], max_runs=pack, memory_budget=memory)[0]
 
 
 def estimate(profile: str, *, pack: int = 1, device: str = "auto", steps: int = 3,
-             networks: Sequence[str] | None = None, log=None) -> dict[str, Any]:
+             networks: Sequence[str] | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure the profile's networks (``networks``: a subset; the others extrapolated) and
     project the device-hours of each experiment and of the whole profile. ``log(text)`` is
     called before each measurement. Raises ConfigError on bad input or a network that cannot
@@ -179,16 +182,17 @@ def estimate(profile: str, *, pack: int = 1, device: str = "auto", steps: int = 
                 log(f"measuring {name} {kind} ({', '.join(c.train.trainable for c in members)}): "
                     f"{steps} step(s) after a warm-up step")
             timings[name, kind] = measure(members, dev, steps, measured_test)
+    measured = dict(timings)
     for (name, kind), runs in by_network.items():
-        if (name, kind) in timings:
+        if (name, kind) in measured:
             continue
         size = len(_measured_runs(runs, pack, memory))
-        references = [n for (n, k) in timings if k == kind]
+        references = [n for (n, k) in measured if k == kind]
         if not references:
             raise ConfigError(f"no measured network trains {kind} runs to extrapolate {name} from")
         # the measured network closest in cost: extrapolation over the shortest stretch
         ref = min(references, key=lambda n: abs(math.log(cost(n) / cost(name))))
-        base = timings[ref, kind]
+        base = measured[ref, kind]
         scale = cost(name) / cost(ref) * size / base.runs
         timings[name, kind] = Timing(size, base.step_seconds * scale, base.eval_seconds_per_image * scale, None,
                                      extrapolated_from=ref)

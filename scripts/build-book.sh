@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export BNLIB_PROFILE="${BNLIB_PROFILE:-cpu}"
+.venv/bin/python -m bnlib pages --profile "$BNLIB_PROFILE" > /dev/null   # a page per network, by papermill
 .venv/bin/jupyter-book build --all . "$@"
 echo "book: $PWD/_build/html/index.html"

@@ -116,6 +116,9 @@ def test_built_book_renders_a_plotly_figure(tmp_path):
     """Build the whole book (smoke profile, into a temporary folder) and let headless Chromium
     render the Figure 2 chapter: plotly.js must run offline and draw."""
     env = {**os.environ, "BNLIB_PROFILE": "smoke"}
+    from bnlib.pages import network_pages
+
+    [network_page] = network_pages("smoke", networks=("resnet-8",))  # one page per network, by papermill
     jb = Path(sys.executable).parent / "jupyter-book"
     built = subprocess.run([str(jb), "build", str(ROOT), "--path-output", str(tmp_path)], env=env,
                            capture_output=True, text=True)
@@ -132,8 +135,9 @@ def test_built_book_renders_a_plotly_figure(tmp_path):
     # every page as a reader sees it: no test plumbing, no machine's paths, no tracebacks or
     # stderr, no numbers in scientific notation, and a figure wherever the chapter draws one
     sources = {p.stem: p.read_text() for p in CHAPTERS}
+    assert (html / "book" / "networks" / "resnet-8.html").is_file()
     for page in [html / "book" / "index.html", *sorted((html / "chapters").glob("*.html")),
-                 html / "book" / "reproducing.html"]:
+                 html / "book" / "networks" / "resnet-8.html", html / "book" / "reproducing.html"]:
         dom = subprocess.run(
             ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
@@ -144,7 +148,7 @@ def test_built_book_renders_a_plotly_figure(tmp_path):
         assert str(ROOT) not in visible and str(tmp_path) not in visible and "/root/" not in visible, page.name
         assert "Traceback" not in visible and "output stderr" not in text, page.name
         assert not re.search(r"\b\d(\.\d+)?e[+-]\d{2}\b", visible), (page.name, re.search(r".{40}\de[+-]\d\d.{20}", visible))
-        if ".show()" in sources.get(page.stem, ""):
+        if ".show()" in sources.get(page.stem, "") or page.stem == "resnet-8":
             assert "plot-container plotly" in dom, page.name
 
 
@@ -205,3 +209,15 @@ def test_the_scale_bridge_reads_every_store_at_every_length(store, tmp_path):
     fig = figures.scale_bridge(bridge, "test_accuracy", "t", "test accuracy (%)")
     assert fig.layout.xaxis.type == "log"
     assert set(book.published_accuracies()["model"]) >= {"resnet-32", "resnet-56", "resnet-110"}
+
+
+def test_the_network_page_is_one_parameterised_notebook():
+    import json
+
+    cells = json.loads((ROOT / "book" / "network.ipynb").read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1 and "network =" in "".join(tagged[0]["source"])
+    assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code")
+    assert "papermill book/network.ipynb" in "".join("".join(c["source"]) for c in cells)
+    toc = (ROOT / "_toc.yml").read_text()
+    assert "glob: book/networks/*" in toc and "numbered: true" in toc
