@@ -14,6 +14,18 @@ def _private_cache(tmp_path_factory):
     os.environ["BNLIB_CACHE"] = str(tmp_path_factory.mktemp("bnlib-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _store_warnings_as_by_default():
+    """book.setup() shows the store's warnings as notes on stdout (for a chapter's page); a test
+    that called it must not change how the next test sees them."""
+    import logging
+
+    logger = logging.getLogger("bnlib")
+    handlers = list(logger.handlers)
+    yield
+    logger.handlers[:] = handlers
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """A small learnable CIFAR-shaped data set: a few steps per epoch."""

@@ -221,3 +221,15 @@ def test_the_network_page_is_one_parameterised_notebook():
     assert "papermill book/network.ipynb" in "".join("".join(c["source"]) for c in cells)
     toc = (ROOT / "_toc.yml").read_text()
     assert "glob: book/networks/*" in toc and "numbered: true" in toc
+
+
+def test_a_chapter_shows_an_unreadable_run_as_a_note(store, tmp_path, capsys):
+    shutil.copytree(store, tmp_path / "runs")
+    damaged = results.run_dirs(tmp_path / "runs")[0]
+    (damaged / results.RESULT).write_text("{cut")
+    plan = book.setup(profile="smoke", runs_dir=str(tmp_path / "runs"), train_missing=False)
+    capsys.readouterr()
+    table = results.load(plan.store)
+    out = capsys.readouterr().out
+    assert len(table) == len(results.run_dirs(tmp_path / "runs")) - 1
+    assert out.startswith("Note: skipped run") and str(damaged / results.RESULT) in out
