@@ -204,21 +204,12 @@ def train(
                             time_limit=time_limit)[0]
 
 
-def train_replicates(
-    configs: Sequence[RunConfig],
-    runs_dir: str | Path,
-    *,
-    dataset: data_lib.Dataset | None = None,
-    progress: bool = False,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
-    time_limit: float | None = None,
-) -> list[RunResult]:
+def train_replicates(configs: Sequence[RunConfig], runs_dir: str | Path, **options: Any) -> list[RunResult]:
     """Train replicates of one experiment (configs that differ only in ``seed``) together, as
-    one fused network: :func:`train_pack` for a pack of seeds."""
+    one fused network: :func:`train_pack` (and its options) for a pack of seeds."""
     if len({c.replace(seed=0) for c in configs}) != 1 or len({c.train.seed for c in configs}) != len(configs):
         raise ConfigError("replicates trained together must differ in their seed and in nothing else")
-    return train_pack(configs, runs_dir, dataset=dataset, progress=progress, on_epoch=on_epoch,
-                      time_limit=time_limit)
+    return train_pack(configs, runs_dir, **options)
 
 
 def train_pack(
