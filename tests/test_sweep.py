@@ -328,7 +328,7 @@ def test_a_task_started_past_the_deadline_stops_and_a_late_curve_waits_for_the_n
 
     runs = tmp_path / "runs"
     config = RunConfig.from_flat(model="resnet-8", trainable="bn", epochs=1, data="synthetic")
-    out = _train_task(config.flat(), str(runs), 0, deadline=time.time() - 1)
+    [out] = _train_task([config.flat()], str(runs), 0, deadline=time.time() - 1)  # a pack of one
     assert (out["status"], out["epochs_completed"], out["test_accuracy"]) == ("stopped", 0, None)
 
     dataset = data.load("synthetic")
