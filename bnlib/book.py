@@ -235,7 +235,7 @@ def verdict(ids: tuple[str, ...] = HEADLINE, runs_root: Path | None = None) -> p
             "paper": {"positive": "> 0", "negative": "< 0"}.get(claim.holds_if, _number(claim.paper_value, claim.quantity)),
             "ours": "" if row is None else _number(row["ours"], claim.quantity),
             "holds": "not yet run" if row is None else row["holds"],
-            "our scale": "" if row is None else f"{label}: {row['scale'].split('; ', 1)[-1]}",
+            "our scale": "" if row is None else row["scale"].split("; ", 1)[-1],  # epochs, seeds, data, hardware
             "chapter": CHAPTERS.get(claim.figure, ""),
         })
     return pd.DataFrame(rows)
