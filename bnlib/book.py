@@ -145,6 +145,13 @@ def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
         columns=["keep", "threshold", "fraction_clamped", "test_accuracy", "model", "mode", "seed", "run_dir"])
 
 
+def shipped_runs(runs_root: Path | None = None) -> pd.DataFrame:
+    """Every run of every store the book ships (``data/runs/*``), labelled with the paper's modes."""
+    root = runs_root or ROOT / "data" / "runs"
+    stores = [table for table in (results.load(store) for store in sorted(root.glob("*")) if store.is_dir()) if len(table)]
+    return with_labels(pd.concat(stores, ignore_index=True)) if stores else pd.DataFrame()
+
+
 def live_run(plan: Plan, runs: pd.DataFrame) -> str | None:
     """A finished BatchNorm-only run that can be re-evaluated here, its weights and its data on
     this machine: the case-study network's from this chapter's runs first, else the longest-trained
@@ -154,9 +161,7 @@ def live_run(plan: Plan, runs: pd.DataFrame) -> str | None:
     for _, run in case.iterrows():
         if _evaluable_here(plan, run):
             return str(run["run_dir"])
-    shipped = [results.load(store) for store in sorted((ROOT / "data" / "runs").glob("*")) if store.is_dir()]
-    shipped = with_labels(pd.concat([s for s in shipped if len(s)], ignore_index=True)) if any(map(len, shipped)) \
-        else pd.DataFrame()
+    shipped = shipped_runs()
     if shipped.empty:
         return None
     shipped = shipped[(shipped["mode"] == "BN") & (shipped["status"] == "complete")]
@@ -212,7 +217,7 @@ CHAPTERS = {"Table 1": "02-architectures", "Figure 1": "03-gamma-beta-all", "Fig
             "Figure 6": "06-gamma-beta-values", "Figure 7": "07-clamping", "Section 5": "07-clamping",
             "Figure A1": "08-ablation"}
 # The stores the book ships, largest scale first: a claim is answered by the first that runs it.
-SCALES = (("paper", "160 epochs (GPU)"), ("scale", "the epoch ladder (CPU)"), ("cpu", "2 epochs (CPU)"))
+SCALES = ("paper", "scale", "cpu")  # 160-epoch GPU runs, the CPU epoch ladder, the 2-epoch CPU grid
 
 
 def verdict(ids: tuple[str, ...] = HEADLINE, runs_root: Path | None = None) -> pd.DataFrame:
@@ -224,12 +229,11 @@ def verdict(ids: tuple[str, ...] = HEADLINE, runs_root: Path | None = None) -> p
 
     root = runs_root or ROOT / "data" / "runs"
     wanted = claims.load_claims().set_index("id").loc[list(ids)].reset_index()
-    boards = [(label, claims.scoreboard(results.load(root / name), wanted).set_index("id"))
-              for name, label in SCALES if results.run_dirs(root / name)]
+    boards = [claims.scoreboard(results.load(root / name), wanted).set_index("id")
+              for name in SCALES if results.run_dirs(root / name)]
     rows = []
     for claim in wanted.itertuples():
-        answered = [(label, board.loc[claim.id]) for label, board in boards if board.loc[claim.id, "holds"] != "not run"]
-        label, row = answered[0] if answered else ("", None)
+        row = next((board.loc[claim.id] for board in boards if board.loc[claim.id, "holds"] != "not run"), None)
         rows.append({
             "claim": claim.claim,
             "paper": {"positive": "> 0", "negative": "< 0"}.get(claim.holds_if, _number(claim.paper_value, claim.quantity)),
@@ -312,12 +316,9 @@ def scale_bridge(models: tuple[str, ...] = ("resnet-14", "resnet-32"), modes: tu
     initialisations, Appendix B's recipe) from every store the book ships, at every number of
     epochs: accuracy, γ statistics, the cost of clamping and the seconds it took
     (:func:`bnlib.analysis.scale_rows`)."""
-    root = runs_root or ROOT / "data" / "runs"
-    stores = [results.load(store) for store in sorted(root.glob("*")) if store.is_dir()]
-    runs = pd.concat([s for s in stores if len(s)], ignore_index=True) if any(map(len, stores)) else pd.DataFrame()
+    runs = shipped_runs(runs_root)
     if runs.empty:
         return pd.DataFrame(columns=analysis.SCALE_COLUMNS)
-    runs = with_labels(runs)
     default = (runs["bn_init"] == "uniform") & (runs["feature_init"] == "he-normal") & (runs["normalize"].astype(bool))
     recipe = np.logical_and.reduce([runs[f].astype(str) == str(v) for f, v in
                                     (("lr", 0.1), ("batch_size", 128), ("lr_drops", "0.5,0.75"))])

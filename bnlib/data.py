@@ -95,10 +95,9 @@ def describe_source(source: str) -> str:
         return "synthetic data (not CIFAR-10)"
     if kind == "torchvision":
         return "CIFAR-10"
-    name = Path(where).name.lower()
-    if "jpeg" in name or "jpg" in name:
-        quality = re.search(r"-q(\d+)\b", name)  # bnlib.reencode's names: cifar10-jpeg-q50.tar.gz
-        return f"CIFAR-10, JPEG copy re-encoded at quality {quality.group(1)}" if quality else "CIFAR-10, JPEG copy"
+    quality = jpeg_quality(source)
+    if quality is not None:
+        return "CIFAR-10, JPEG copy" + ("" if quality == COPY_QUALITY else f" re-encoded at quality {quality}")
     return f"image folder {Path(where).name}"
 
 

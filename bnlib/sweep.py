@@ -361,13 +361,13 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
     import ray
     from tqdm import tqdm
 
-    runs_dir = str(Path(runs_dir).resolve())
+    given, runs_dir = str(runs_dir), str(Path(runs_dir).resolve())  # workers need the absolute path
     if address:
         check_address(address)  # before the data is read: a wrong address is told at once
     finished = is_finished(configs, runs_dir)
     todo = [c for c, done in zip(configs, finished) if not done]  # what is finished needs no worker
     counts = {"trained": 0, "skipped": sum(finished), "failed": 0, "diverged": 0, "stopped": 0,
-              "runs_dir": runs_dir}
+              "runs_dir": given}  # as given: a log of the summary names no machine's path
 
     def say(line: str) -> None:
         print(line, flush=True)  # a log file sees each run as it finishes

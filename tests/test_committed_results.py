@@ -2,6 +2,7 @@
 what the chapters read, labelled with its data and hardware, and part of its profile's grid."""
 
 import dataclasses
+import re
 import json
 import shutil
 import subprocess
@@ -95,3 +96,13 @@ def test_a_store_holds_runs_of_its_grid_on_real_images(store):
     finished = stored[stored["status"].isin(["complete", "diverged"])]
     assert set(found["run_dir"]) == set(finished["run_dir"])  # nothing outside the grid
     assert all(describe_source(s).startswith("CIFAR-10") for s in finished["data_source"])
+
+
+def test_no_committed_record_holds_a_path_of_the_machine_that_wrote_it():
+    """Logs, job records and run records name data and stores relative to the project."""
+    texts = [p for store in STORES for p in store.rglob("*") if p.suffix in (".json", ".log", ".csv", ".md")]
+    assert texts
+    for path in texts:
+        text = path.read_text(errors="replace")
+        assert not re.search(r"(/work/|/root/|/home/|/tmp/|/Users/)", text), path
+
