@@ -33,12 +33,13 @@ RECIPE = ("lr", "momentum", "weight_decay", "batch_size", "lr_drops", "augment",
 def candidates(runs: pd.DataFrame, network: str, trainable: str, bn_init: str = "uniform",
                feature_init: str = "he-normal", normalize: bool = True) -> pd.DataFrame:
     """Every finished run of one experiment under Appendix B's recipe, at any number of epochs."""
+    runs = runs[runs["model"] == network]  # first: a network with no runs is never built
     if runs.empty:
         return runs
     defaults = RunConfig().flat()
     mode = mode_identity(trainable, network)  # any spelling of the same trained tensors
     recipe = np.logical_and.reduce([runs[f].astype(str) == str(defaults[f]) for f in RECIPE])
-    return runs[recipe & (runs["model"] == network) & (runs["bn_init"] == bn_init)
+    return runs[recipe & (runs["bn_init"] == bn_init)
                 & (runs["feature_init"] == feature_init) & (runs["normalize"] == normalize)
                 & (runs["status"] == "complete") & runs["trainable"].map(lambda t: mode_identity(str(t), network) == mode)]
 

@@ -233,10 +233,18 @@ def _shutting_down(ray: Any, local: bool):
         ray.shutdown(wait_for_processes=local)
 
 
-def _resources(ray: Any, address: str | None, gpus_per_run: float | None,
+def _this_machine() -> list[dict[str, Any]]:
+    """The one node a local Ray would have, known before starting it (as Ray counts them)."""
+    import torch
+
+    return [{"Alive": True, "Resources": {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}}]
+
+
+def _resources(nodes: list[dict[str, Any]], address: str | None, gpus_per_run: float | None,
                cpus_per_run: float | None) -> tuple[float, float]:
-    """GPUs and CPUs of one run: the defaults, or what was asked for if one node has it."""
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    """GPUs and CPUs of one run: the defaults, or what was asked for if one node has it.
+    ``nodes`` as ``ray.nodes()`` tells of them."""
+    nodes = [n["Resources"] for n in nodes if n.get("Alive")]
     most_gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
     most_cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
     where = f"the Ray cluster at {address}" if address else "this machine"
@@ -384,6 +392,8 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
         say(_not_started(len(todo)))
         return counts
 
+    if not address:  # what this machine cannot give is told before Ray starts
+        _resources(_this_machine(), address, gpus_per_run, cpus_per_run)
     failed: list[str] = []
     # installed before Ray starts: a signal during its start-up stops it too
     with _StopOnSignals() as signals, _shutting_down(ray, local=not address):
@@ -404,7 +414,7 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
                 detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {detail}") from None
         signals.install()  # ray.init replaced the SIGTERM handler with its own
-        gpus, cpus = _resources(ray, address, gpus_per_run, cpus_per_run)
+        gpus, cpus = _resources(ray.nodes(), address, gpus_per_run, cpus_per_run)
         task = ray.remote(_train_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=retries,
                                                retry_exceptions=True)
         size = pack if pack is not None else (8 if gpus else 1)
