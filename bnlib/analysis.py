@@ -140,6 +140,8 @@ def gamma_fractions(bn: pd.DataFrame, thresholds=GAMMA_THRESHOLDS) -> dict[float
 def gamma_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per finished run: its config columns plus :func:`gamma_beta_summary` and the
     Figure 6 fractions (``frac_below_<t>``)."""
+    if runs.empty:
+        return pd.DataFrame()
     rows = []
     for _, run in runs[runs["status"] == "complete"].iterrows():
         bn = results.load_batchnorm(run["run_dir"])

@@ -12,6 +12,7 @@ import pandas as pd
 
 from . import analysis, data as data_lib, results
 from .freezing import paper_label
+from .style import init_name
 from .experiments import ROOT
 from .plan import PROFILES, Plan, shown
 
@@ -92,7 +93,14 @@ def paper_vs_ours(plan: Plan, figures: tuple[str, ...], ids: str = "") -> pd.Dat
         answered = (board["holds"] != "not run") if i else True  # another scale: only what it ran
         boards.append(board[chosen & answered])
     table = pd.concat(boards).sort_values("order", kind="stable")
-    return table.drop(columns=["figure", "order"]).set_index(["id", "results"])
+    return table.drop(columns=["order"]).set_index(["id", "results"])
+
+
+def chapter_claims(plan: Plan, figures: tuple[str, ...], ids: str = ""):
+    """:func:`paper_vs_ours` as a chapter shows it (:func:`claims_table`): the answered claims,
+    each with the store that answers it, and one line per chapter for those not run yet."""
+    return claims_table(paper_vs_ours(plan, figures, ids).reset_index(),
+                        plan, columns=("id", "results", "claim", "paper", "ours", "holds", "per seed", "scale"))
 
 
 def scales_side_by_side(plan: Plan) -> pd.DataFrame:
@@ -236,26 +244,13 @@ def verdict(ids: tuple[str, ...] = HEADLINE, runs_root: Path | None = None) -> p
         row = next((board.loc[claim.id] for board in boards if board.loc[claim.id, "holds"] != "not run"), None)
         rows.append({
             "claim": claim.claim,
-            "paper": {"positive": "> 0", "negative": "< 0"}.get(claim.holds_if, _number(claim.paper_value, claim.quantity)),
-            "ours": "" if row is None else _number(row["ours"], claim.quantity),
+            "paper": {"positive": "> 0", "negative": "< 0"}.get(claim.holds_if, claims.reading(claim.paper_value, claim.quantity)),
+            "ours": "" if row is None else claims.reading(row["ours"], claim.quantity),
             "holds": "not yet run" if row is None else row["holds"],
             "our scale": "" if row is None else row["scale"].split("; ", 1)[-1],  # epochs, seeds, data, hardware
             "chapter": CHAPTERS.get(claim.figure, ""),
         })
     return pd.DataFrame(rows)
-
-
-def _number(value, quantity: str) -> str:
-    """A claim's value as a reader reads it: accuracies and gaps in points with one decimal,
-    fractions as percentages, ratios with two decimals; never scientific notation."""
-    if value is None or value == "" or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    value = float(value)
-    if quantity.startswith("gamma_frac") or quantity.endswith("_frac"):
-        return f"{100 * value:.1f}%"
-    if "ratio" in quantity or "slope" in quantity:
-        return f"{value:.2f}"
-    return f"{value:.1f}"
 
 
 def verdict_html(table: pd.DataFrame, chapter_prefix: str = "chapters/") -> str:
@@ -279,7 +274,7 @@ def plain(value: float) -> str:
 
 TABLE_CSS = [  # wrap long cells, so that no table is wider than the page's content column
     {"selector": "", "props": [("max-width", "100%"), ("table-layout", "auto"), ("border-collapse", "collapse")]},
-    {"selector": "td, th", "props": [("white-space", "normal"), ("overflow-wrap", "anywhere"),
+    {"selector": "td, th", "props": [("white-space", "normal"), ("overflow-wrap", "break-word"),
                                      ("padding", "2px 6px"), ("text-align", "left")]},
 ]
 
@@ -292,12 +287,55 @@ def table(frame: pd.DataFrame):
     return styler.set_table_styles(TABLE_CSS)
 
 
+INIT_HEADERS = {"bn_init": "BatchNorm init", "feature_init": "feature init"}
+
+
+def named_inits(frame: pd.DataFrame) -> pd.DataFrame:
+    """``bn_init`` / ``feature_init`` as a page shows them: the paper's names of the
+    initialisations (γ=1, He uniform, ...) under a readable header; the store keeps its names."""
+    return frame.assign(**{kind: frame[kind].map(lambda name: init_name(kind, name))
+                           for kind in INIT_HEADERS if kind in frame}).rename(columns=INIT_HEADERS)
+
+
+GAMMA_STATS = {"gamma_mean": "γ mean", "gamma_std": "γ std", "gamma_frac_abs_below_0.01": "|γ| < 0.01 (%)",
+               "gamma_frac_abs_below_0.1": "|γ| < 0.1 (%)", "gamma_frac_negative": "γ < 0 (%)",
+               "beta_mean": "β mean", "beta_std": "β std"}
+
+
+def gamma_stats(gammas: pd.DataFrame, by: tuple[str, ...] = ("model", "mode")):
+    """Figure 5's statistics of each experiment (``gammas``: :func:`bnlib.analysis.gamma_table`),
+    mean over its seeds, as a table for reading: fractions as percentages, the paper's names of
+    columns and initialisations."""
+    if gammas.empty:
+        return table(pd.DataFrame(columns=[*by, *GAMMA_STATS.values()]))
+    means = gammas.groupby(list(by), sort=False)[list(GAMMA_STATS)].mean()
+    fractions = [c for c in GAMMA_STATS if "_frac_" in c]
+    means[fractions] = 100 * means[fractions]
+    return table(named_inits(means.reset_index()).rename(columns=GAMMA_STATS))
+
+
+def clamped_table(curves: pd.DataFrame):
+    """Figure 7 as a table for reading: test accuracy (%) after clamping |γ| below each
+    threshold to 0, mean over seeds, a row per network and mode, a column per threshold."""
+    kept = curves[curves["keep"] == "value"] if len(curves) else curves
+    if kept.empty:
+        return table(pd.DataFrame(columns=["model", "mode"]))
+    wide = kept.pivot_table(index=["model", "mode"], columns="threshold", values="test_accuracy", sort=False)
+    wide.columns = ["unclamped" if t == 0 else f"|γ| < {t:g}" for t in wide.columns]
+    return table(wide.reset_index())
+
+
 def claims_table(board: pd.DataFrame, plan: Plan | None = None,
                  columns: tuple[str, ...] = ("id", "claim", "paper", "ours", "holds", "per seed", "scale")):
     """A scoreboard as a reader reads it: the claims its runs answer, then one line per chapter
     for the claims not run yet at this scale, with the command that runs them."""
+    from . import claims
+
     answered = board[board["holds"] != "not run"]
     missing = board[board["holds"] == "not run"]
+    if "quantity" in answered:  # fractions as percentages, accuracies in points
+        answered = answered.assign(**{column: [claims.reading(v, q) for v, q in zip(answered[column], answered["quantity"])]
+                                      for column in ("paper", "ours")})
     if len(missing):
         command = (f"python -m bnlib sweep --profile {plan.profile.name}" if plan is not None
                    else "python -m bnlib sweep --profile paper")

@@ -122,6 +122,19 @@ def _ours(claim: pd.Series, runs: pd.DataFrame) -> tuple[float | None, pd.DataFr
     return _value(quantity, chosen, threshold), chosen
 
 
+def reading(value, quantity: str) -> str:
+    """A claim's value as a reader reads it: accuracies and gaps in points with one decimal,
+    fractions as percentages, ratios with two decimals; never scientific notation."""
+    if value is None or value == "" or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    value = float(value)
+    if quantity.startswith("gamma_frac") or quantity.endswith("_frac"):
+        return f"{100 * value:.1f}%"
+    if "ratio" in quantity or "slope" in quantity:
+        return f"{value:.2f}"
+    return f"{value:.1f}"
+
+
 def _per_seed(claim: pd.Series, runs: pd.DataFrame, used: pd.DataFrame) -> str:
     """Ours from each seed's runs alone, and in how many seeds it holds, where a claim's runs
     span several seeds: whether the mean's verdict would survive seed-to-seed noise. A seed
@@ -138,7 +151,7 @@ def _per_seed(claim: pd.Series, runs: pd.DataFrame, used: pd.DataFrame) -> str:
     if len(values) < 2:
         return ""
     held = sum(_holds(claim, value) == "yes" for value in values)
-    return f"{', '.join(f'{value:.3g}' for value in values)} (holds in {held} of {len(values)})"
+    return f"{', '.join(reading(value, claim['quantity']) for value in values)} (holds in {held} of {len(values)})"
 
 
 def _scale(used: pd.DataFrame) -> str:
@@ -170,7 +183,7 @@ def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.Dat
     for _, claim in claims.iterrows():
         ours, used = _ours(claim, runs)
         rows.append({
-            "id": claim["id"], "figure": claim["figure"], "claim": claim["claim"],
+            "id": claim["id"], "figure": claim["figure"], "claim": claim["claim"], "quantity": claim["quantity"],
             "kind": "trend" if claim["holds_if"] in ("negative", "positive") else "value",
             "paper": claim["paper_value"], "ours": None if ours is None else round(ours, 3),
             "holds if": _test(claim), "holds": _holds(claim, ours), "per seed": _per_seed(claim, runs, used),
@@ -179,15 +192,18 @@ def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def paper_accuracies() -> pd.DataFrame:
-    """The accuracies the paper states for one network in one mode (default initialisations):
-    ``model``, ``mode`` (the paper's label), ``paper`` (percent), ``figure``. Figures draw them
-    as reference markers beside ours."""
+def paper_values(quantity: str = "accuracy") -> pd.DataFrame:
+    """What the paper states of one ``quantity`` (a column of claims.csv: ``accuracy``,
+    ``gamma_frac_abs_below``, ...) for one network in one mode under the default
+    initialisations: ``model``, ``mode`` (the paper's label), ``threshold`` (NaN where the
+    quantity has none), ``paper`` (as claims.csv writes it: percent for accuracies, fractions
+    for fractions) and ``figure``. Figures draw them as reference markers beside ours."""
     from .freezing import paper_label
 
     table = load_claims()
-    table = table[(table["quantity"] == "accuracy") & (table["bn_init"] == "uniform")]
+    table = table[(table["quantity"] == quantity) & (table["bn_init"] == "uniform")]
     return pd.DataFrame({"model": table["network"],
                          "mode": [paper_label(t, n) for t, n in zip(table["trainable"], table["network"])],
+                         "threshold": pd.to_numeric(table["threshold"], errors="coerce"),
                          "paper": table["paper_value"].astype(float), "figure": table["figure"]}).reset_index(drop=True)
 

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import analysis
-from .style import TEMPLATE, dash, marker, mode_colour, mode_name
+from .style import TEMPLATE, dash, init_name, marker, mode_colour, mode_name
 
 
 def _title(text: str, runs: pd.DataFrame) -> dict:
@@ -41,9 +41,9 @@ def accuracy_by_network(summary: pd.DataFrame, runs: pd.DataFrame, series: str, 
 def _paper_markers(fig: go.Figure, networks: list[str], modes: list[str]) -> None:
     """The paper's own values (data/paper/claims.csv) as hollow stars, one per network and mode
     it states, in the mode's colour."""
-    from .claims import paper_accuracies
+    from .claims import paper_values
 
-    paper = paper_accuracies()
+    paper = paper_values("accuracy")
     paper = paper[paper["model"].isin(networks) & paper["mode"].isin(modes)]
     for mode, part in paper.groupby("mode", sort=False):
         fig.add_trace(go.Scatter(x=part["model"], y=part["paper"], mode="markers", name=f"paper: {mode_name(mode)}",
@@ -114,6 +114,29 @@ def accuracy_vs_bn_parameters(summary: pd.DataFrame, runs: pd.DataFrame) -> go.F
     return fig
 
 
+def init_bars(summary: pd.DataFrame, runs: pd.DataFrame, column: str, title: str) -> go.Figure:
+    """Appendices C and D: mean test accuracy (± std over seeds) per initialisation
+    (``column``: ``bn_init`` or ``feature_init``, named as the paper names them), a bar per
+    training mode in its colour, a panel per network."""
+    from plotly.subplots import make_subplots
+
+    networks = list(dict.fromkeys(summary["model"]))
+    fig = make_subplots(rows=1, cols=max(1, len(networks)), shared_yaxes=True, subplot_titles=networks)
+    for col, network in enumerate(networks, start=1):
+        for label, bars in summary[summary["model"] == network].groupby("mode", sort=False):
+            fig.add_trace(go.Bar(x=[init_name(column, n) for n in bars[column]], y=bars["mean"],
+                                 error_y={"type": "data", "array": bars["std"]}, name=mode_name(label),
+                                 legendgroup=str(label), showlegend=col == 1, marker={"color": mode_colour(label)},
+                                 customdata=bars["n"],
+                                 hovertemplate="%{x}: %{y:.1f}% (n=%{customdata})<extra>" + str(label) + "</extra>"),
+                          row=1, col=col)
+        fig.update_xaxes(title_text="BatchNorm initialisation" if column == "bn_init" else "feature initialisation",
+                         row=1, col=col)
+    fig.update_yaxes(title_text="test accuracy (%)", row=1, col=1)
+    fig.update_layout(barmode="group", title=_title(title, runs), template=TEMPLATE)
+    return fig
+
+
 def gamma_beta_histograms(tables: dict[str, pd.DataFrame], runs: pd.DataFrame, network: str) -> go.Figure:
     """Figure 5: the distributions of gamma (left) and beta (right), pooled over layers, one
     colour per training mode; ``tables`` maps a mode label to concatenated batchnorm.csv rows."""
@@ -153,10 +176,29 @@ def gamma_fractions_by_network(table: pd.DataFrame, networks: list[str], label_c
                     name=f"{mode_name(label)}: |γ| < {threshold}", legendgroup=f"{label}{threshold}",
                     showlegend=col == 1, line={"dash": dash(i), "color": mode_colour(label)},
                     marker={"symbol": marker(i), "color": mode_colour(label), "size": 8}), row=1, col=col)
+        _paper_fractions(fig, nets, [str(label) for label in table[label_column].unique()],
+                         [float(c.removeprefix("frac_below_")) for c in columns], col)
         fig.update_xaxes(title_text="network", categoryorder="array", categoryarray=nets, row=1, col=col)
     fig.update_yaxes(title_text="γ below the threshold (%)", row=1, col=1)
     fig.update_layout(title=_title("Figure 6: fraction of γ below each threshold", table), template=TEMPLATE)
     return fig
+
+
+def _paper_fractions(fig: go.Figure, networks: list[str], modes: list[str], thresholds: list[float], col: int) -> None:
+    """The fractions of small |γ| the paper states (claims.csv), as hollow stars in the mode's
+    colour, in the panel ``col`` of a Figure 6."""
+    from .claims import paper_values
+
+    paper = paper_values("gamma_frac_abs_below")
+    paper = paper[paper["model"].isin(networks) & paper["mode"].isin(modes)
+                  & paper["threshold"].map(lambda t: any(np.isclose(t, thresholds)))]
+    for row in paper.itertuples():
+        fig.add_trace(go.Scatter(x=[row.model], y=[100 * row.paper], mode="markers",
+                                 name=f"paper: {mode_name(row.mode)}, |γ| < {row.threshold:g}",
+                                 marker={"symbol": "star-open", "size": 13, "color": mode_colour(row.mode),
+                                         "line": {"width": 2, "color": mode_colour(row.mode)}},
+                                 hovertemplate=f"paper, %{{x}}: %{{y:.0f}}% below {row.threshold:g}<extra></extra>"),
+                      row=1, col=col)
 
 
 def clamping_slider(curves: pd.DataFrame, runs: pd.DataFrame, networks: list[str]) -> go.Figure:

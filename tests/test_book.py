@@ -111,6 +111,53 @@ def test_other_scales_are_shown_apart_and_side_by_side(store, tmp_path, monkeypa
     assert book.scales_side_by_side(smoke).empty
 
 
+# Run inside a page after it loaded: the tables of the article that reach past the right edge of
+# its content column, written into the page where --dump-dom shows them.
+WIDTH_PROBE = """<script>
+window.addEventListener("load", function () { setTimeout(function () {
+  var column = document.querySelector("article.bd-article") || document.querySelector("main");
+  var edge = column.getBoundingClientRect().right, wide = [];
+  document.querySelectorAll("article table").forEach(function (t) {
+    if (t.getBoundingClientRect().right > edge + 1) wide.push(t.innerText.slice(0, 60).replace(/\\s+/g, " "));
+  });
+  var out = document.createElement("pre"); out.id = "wide-tables"; out.textContent = JSON.stringify(wide);
+  document.body.appendChild(out);
+}, 200); });
+</script>"""
+
+
+def rendered(page: Path, profile: Path) -> tuple[str, list[str]]:
+    """The DOM of a built page after its scripts ran, in a 1400 px wide window, and the tables
+    wider than the page's content column there (measured by a copy of the page that carries
+    :data:`WIDTH_PROBE`, beside it so that its relative links hold)."""
+    import json
+
+    probe = page.with_name(f"probe-{page.name}")
+    probe.write_text(page.read_text().replace("</body>", WIDTH_PROBE + "</body>"))
+    try:
+        dom = subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             f"--user-data-dir={profile}", "--window-size=1400,1000", "--virtual-time-budget=10000", "--dump-dom",
+             probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="wide-tables">(.*?)</pre>', dom, re.S)
+    assert found, f"{page.name}: the width probe did not run"
+    wide = json.loads(found.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+    return dom[:found.start()] + dom[found.end():], wide
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_the_width_probe_finds_a_table_wider_than_the_column(tmp_path):
+    cells = "".join(f"<td style='white-space: nowrap'>column number {i}</td>" for i in range(40))
+    page = tmp_path / "page.html"
+    page.write_text(f"<html><body><article class='bd-article' style='width: 600px'><p>text</p>"
+                    f"<table id='narrow'><tr><td>1</td></tr></table><table><tr>{cells}</tr></table>"
+                    "</article></body></html>")
+    dom, wide = rendered(page, tmp_path / "profile")
+    assert len(wide) == 1 and wide[0].startswith("column number 0") and "text" in dom
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_built_book_renders_a_plotly_figure(tmp_path):
     """Build the whole book (smoke profile, into a temporary folder) and let headless Chromium
@@ -125,23 +172,17 @@ def test_built_book_renders_a_plotly_figure(tmp_path):
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     html = tmp_path / "_build" / "html"
     assert {p.stem for p in (html / "chapters").glob("*.html")} == {p.stem for p in CHAPTERS}
-    page = html / "chapters" / "04-training-only-batchnorm.html"
-    dom = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120)
-    assert "plot-container plotly" in dom.stdout  # plotly.js ran and drew a figure, offline
-    assert dom.stdout.count("main-svg") >= 2
-    # every page as a reader sees it: no test plumbing, no machine's paths, no tracebacks or
-    # stderr, no numbers in scientific notation, and a figure wherever the chapter draws one
+    # every page as a reader sees it at 1400 px: no test plumbing, no machine's paths, no
+    # tracebacks or stderr, no numbers in scientific notation, no table wider than the content
+    # column, and a figure drawn by plotly.js (offline) wherever the chapter draws one
     sources = {p.stem: p.read_text() for p in CHAPTERS}
     assert (html / "book" / "networks" / "resnet-8.html").is_file()
     for page in [html / "book" / "index.html", *sorted((html / "chapters").glob("*.html")),
                  html / "book" / "networks" / "resnet-8.html", html / "book" / "reproducing.html"]:
-        dom = subprocess.run(
-            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=120).stdout
+        dom, wide = rendered(page, tmp_path / "profile")
+        assert wide == [], (page.name, wide)
+        if page.stem == "04-training-only-batchnorm":
+            assert "plot-container plotly" in dom and dom.count("main-svg") >= 2  # plotly.js ran and drew
         text = re.sub(r"<script.*?</script>|<style.*?</style>", "", dom, flags=re.S)
         visible = re.sub(r"<[^>]+>", " ", text)
         assert "NBVAL" not in visible and "nbval" not in visible, page.name
@@ -194,6 +235,41 @@ def test_tables_for_reading(store, capsys):
     assert "not run" not in html and "e-0" not in html and "e+0" not in html
     assert "overflow-wrap" in html and 'class="row_heading' not in html  # wrapped cells, no index
     assert book.plain(0.005) == "0.005" and book.plain(-33.8123) == "-33.8" and book.plain(float("nan")) == ""
+
+
+def test_claims_fractions_and_inits_read_as_a_reader_reads_them(store, capsys):
+    """Fractions of γ as percentages (in the scoreboard, seed by seed too), initialisations by the
+    paper's names under readable headers, a chapter's claims with the ones not run collapsed."""
+    from bnlib import claims
+
+    runs = book.with_labels(results.load(store))
+    board = claims.scoreboard(results.load(store))
+    spike = board.set_index("id").loc["gamma-spike-14"]
+    assert spike["per seed"].split(", ")[0].endswith("%")
+    html = book.claims_table(board[board["id"] == "gamma-01-all-14"]).to_html()
+    assert ">3.0%<" in html  # the paper's 0.03
+    assert claims.reading(0.0912, "gamma_frac_abs_below") == "9.1%" and claims.reading(34.123, "accuracy") == "34.1"
+
+    named = book.named_inits(pd.DataFrame({"bn_init": ["ones-beta-one", "new-init"], "feature_init": ["binary"] * 2}))
+    assert list(named.columns) == ["BatchNorm init", "feature init"]
+    assert list(named["BatchNorm init"]) == ["γ=β=1", "new-init"] and named["feature init"][0] == "binary ±σ"
+
+    stats = book.gamma_stats(analysis.gamma_table(runs)).data
+    assert list(stats.columns[:2]) == ["model", "mode"] and "|γ| < 0.01 (%)" in stats.columns
+    fractions = analysis.gamma_table(runs).groupby(["model", "mode"], sort=False)["gamma_frac_abs_below_0.01"].mean()
+    assert stats["|γ| < 0.01 (%)"].tolist() == pytest.approx((100 * fractions).tolist())
+    assert book.gamma_stats(analysis.gamma_table(runs.iloc[:0])).data.empty
+
+    plan = Plan.from_parameters("smoke", runs_dir=str(store))
+    clamped = book.clamped_table(book.clamping_curves(plan, runs)).data
+    assert list(clamped.columns[:3]) == ["model", "mode", "unclamped"] and "|γ| < 0.01" in clamped.columns
+
+    capsys.readouterr()
+    chapter = book.chapter_claims(plan, ("Figure 5", "Figure 6")).data
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("chapter 6: ") and "gamma-mean-all-110" in lines[0]
+    assert "not run" not in set(chapter["holds"]) and "smoke" in set(chapter["results"])
+    assert all(v.endswith("%") for v in chapter["ours"])
 
 
 def test_the_scale_bridge_reads_every_store_at_every_length(store, tmp_path):

@@ -50,6 +50,25 @@ def test_one_visual_language(store):
     assert list(six.layout.xaxis2.categoryarray) == ["resnet-8"]  # no line from a deep to a wide network
 
 
+def test_paper_values_are_drawn_beside_ours(store):
+    """Figure 6 carries the fractions the paper states as stars in the mode's colour (ResNet-14:
+    3% of γ below 0.1 when all trains, 24% below 0.01 when only BatchNorm does), and the
+    initialisation bars name inits as the paper does."""
+    from bnlib import claims, style
+
+    runs = book.with_labels(results.load(store))
+    paper = claims.paper_values("gamma_frac_abs_below").set_index(["model", "mode", "threshold"])["paper"]
+    assert paper[("resnet-14", "All", 0.1)] == 0.03 and paper[("resnet-14", "BN", 0.01)] == 0.24
+    six = figures.gamma_fractions_by_network(analysis.gamma_table(runs), ["resnet-8", "resnet-14"], "mode")
+    stars = {t.name: (list(t.x), list(t.y), t.marker.color) for t in six.data if t.name.startswith("paper")}
+    assert stars == {"paper: All, |γ| < 0.1": (["resnet-14"], [3.0], style.mode_colour("All")),
+                     "paper: BN, |γ| < 0.01": (["resnet-14"], [24.0], style.mode_colour("BN"))}
+    summary = analysis.replicate_summary(runs.assign(bn_init="ones"), ["model", "mode", "bn_init"])
+    bars = figures.init_bars(summary, runs, "bn_init", "Figure A3")
+    assert {tuple(t.x) for t in bars.data} == {("γ=1",)} and {a.text for a in bars.layout.annotations} == {"resnet-8", "resnet-14"}
+    assert {t.marker.color for t in bars.data if t.name == "BN"} == {style.mode_colour("BN")}
+
+
 def test_learning_curves_label_a_run_that_stopped_early(store):
     metrics = book.with_labels(results.load_metrics(store))
     metrics = metrics.assign(epochs=3)  # planned 3, reached 1
