@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import analysis, data as data_lib, results
 from .freezing import paper_label
-from .style import init_name
+from .style import init_name, mode_name
 from .experiments import ROOT
 from .plan import PROFILES, Plan, shown
 
@@ -158,6 +158,40 @@ def shipped_runs(runs_root: Path | None = None) -> pd.DataFrame:
     root = runs_root or ROOT / "data" / "runs"
     stores = [table for table in (results.load(store) for store in sorted(root.glob("*")) if store.is_dir()) if len(table)]
     return with_labels(pd.concat(stores, ignore_index=True)) if stores else pd.DataFrame()
+
+
+def store_summary(runs_root: Path | None = None) -> pd.DataFrame:
+    """What each store the book ships holds (a row per store under ``data/runs``): its runs and
+    how many finished, networks, modes, epochs, seeds per experiment, data, hardware and hours
+    of training, all read from the runs themselves."""
+    runs = shipped_runs(runs_root)
+    columns = ["store", "runs", "finished", "networks", "modes", "epochs", "seeds", "data", "hardware", "hours"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    joined = lambda values: ", ".join(dict.fromkeys(str(v) for v in values))  # noqa: E731
+    rows = []
+    for store, part in runs.groupby(runs["run_dir"].map(lambda d: Path(d).parent.name), sort=False):
+        seeds = part.groupby(analysis.EXPERIMENT, dropna=False)["seed"].nunique()
+        rows.append({"store": f"data/runs/{store}", "runs": len(part), "finished": int((part["status"] == "complete").sum()),
+                     "networks": joined(part["model"]), "modes": joined(mode_name(m) for m in part["mode"]),
+                     "epochs": joined(sorted(part["epochs"].astype(int))),
+                     "seeds": f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}",
+                     "data": joined(data_lib.describe_source(d) for d in part["data_source"]),
+                     "hardware": joined(part["hardware"].dropna()) if "hardware" in part else "",
+                     "hours": part["train_seconds"].sum() / 3600})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def unfinished_runs(runs_root: Path | None = None) -> pd.DataFrame:
+    """The runs of the shipped stores that did not finish, and how far each got."""
+    runs = shipped_runs(runs_root)
+    if runs.empty:
+        return pd.DataFrame(columns=["store", "model", "mode", "seed", "epochs", "reached", "status"])
+    left = runs[runs["status"] != "complete"]
+    reached = [len(results.load_metrics_of(d)) for d in left["run_dir"]]
+    return pd.DataFrame({"store": [f"data/runs/{Path(d).parent.name}" for d in left["run_dir"]],
+                         "model": left["model"], "mode": left["mode"], "seed": left["seed"],
+                         "epochs": left["epochs"].astype(int), "reached": reached, "status": left["status"]})
 
 
 def live_run(plan: Plan, runs: pd.DataFrame) -> str | None:

@@ -272,6 +272,21 @@ def test_claims_fractions_and_inits_read_as_a_reader_reads_them(store, capsys):
     assert all(v.endswith("%") for v in chapter["ours"])
 
 
+def test_the_shipped_stores_are_described_from_their_runs(store, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(store, root / "cpu")
+    runs = results.load(root / "cpu")
+    summary = book.store_summary(root)
+    assert summary[["store", "runs", "finished"]].values.tolist() == [["data/runs/cpu", len(runs), len(runs)]]
+    assert summary["epochs"][0] == "1" and "synthetic" in summary["data"][0] and summary["hours"][0] > 0
+    assert book.unfinished_runs(root).empty
+    stopped = Path(runs["run_dir"][0].replace(str(store), str(root / "cpu")))
+    (stopped / results.RESULT).unlink()  # as if its job ran out of time after its epochs
+    left = book.unfinished_runs(root)
+    assert len(left) == 1 and left["reached"].tolist() == [len(results.load_metrics_of(stopped))]
+    assert book.store_summary(root)["finished"][0] == len(runs) - 1
+
+
 def test_the_scale_bridge_reads_every_store_at_every_length(store, tmp_path):
     import shutil
 

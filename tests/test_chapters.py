@@ -123,3 +123,31 @@ def test_clean_outputs_keeps_only_checked_outputs():
     dirty.metadata["widgets"] = {"state": {}}
     assert problems(dirty) != []
     assert tool.clean(dirty) == nb  # stored Table 1 kept, everything else as committed
+
+
+def unlinked_references(page: str, text: str) -> list[str]:
+    """References in ``text`` (a markdown cell of chapter ``page``) to a chapter, or to a figure
+    or table shown in another chapter, that are not links (book.CHAPTERS says where each is)."""
+    import re
+
+    from bnlib.book import CHAPTERS
+
+    text = re.sub(r"\[[^\]]*\]\([^)]*\)", "", text)  # what is already a link
+    found = [m.group(0) for m in re.finditer(r"\bchapters?\s+\d+\b", text, re.I)]
+    for m in re.finditer(r"\b(Figures?|Tables?)\s+(A?\d+)((?:,\s*A?\d+)*(?:,?\s+and\s+A?\d+)?)", text):
+        numbers = [m.group(2), *re.findall(r"A?\d+", m.group(3))]
+        where = {CHAPTERS.get(f"{m.group(1).rstrip('s')} {n}") for n in numbers}
+        if where - {page, None}:
+            found.append(m.group(0))
+    return found
+
+
+def test_every_reference_to_another_chapter_is_a_link():
+    assert unlinked_references("07-clamping", "see chapter 4 and Figures 2 and 5, Table 1 and Figure 7") == [
+        "chapter 4", "Figures 2 and 5", "Table 1"]
+    assert unlinked_references("07-clamping", "[Figure 2](04-training-only-batchnorm.ipynb) and [chapter 4](x)") == []
+    pages = [*CHAPTERS, *(ROOT / "book").glob("*.ipynb")]
+    found = {p.stem: [ref for cell in nbformat.read(p, as_version=4).cells if cell.cell_type == "markdown"
+                      for ref in unlinked_references(p.stem, cell.source)] for p in pages}
+    assert {page: refs for page, refs in found.items() if refs} == {}
+
