@@ -180,16 +180,20 @@ def scale_rows(runs: pd.DataFrame) -> pd.DataFrame:
 
 def jpeg_price(bridge: pd.DataFrame, epochs: int = 16, model: str = "resnet-14") -> pd.DataFrame:
     """The price of JPEG: per mode, accuracy at each JPEG quality (mean over seeds) of ``model``
-    trained for ``epochs``, and the least-squares slope in points per 10 quality points. Empty
-    until runs at two qualities or more exist."""
+    trained for ``epochs``, the least-squares line through them in points per 10 quality
+    points, and that line at quality 100 less the copy's accuracy (quality 75): what the copy
+    costs if the line held up to the nearly lossless end, an extrapolation. NaN until runs at
+    two qualities or more exist."""
     rows = bridge[(bridge["model"] == model) & (bridge["epochs"] == epochs)]
     rows = rows.assign(quality=rows["data_source"].map(data_lib.jpeg_quality)).dropna(subset=["quality"])
     out = []
     for mode, part in rows.groupby("mode", sort=False):
-        means = part.groupby("quality")["test_accuracy"].mean()
-        slope = float(np.polyfit(means.index.astype(float), means.values, 1)[0]) * 10 if len(means) >= 2 else np.nan
+        means = part.groupby("quality")["test_accuracy"].mean().sort_index(ascending=False)
+        slope, intercept = np.polyfit(means.index.astype(float), means.values, 1) if len(means) >= 2 else (np.nan,) * 2
+        copy = means.get(data_lib.COPY_QUALITY, np.nan)
         out.append({"mode": mode, **{f"quality {int(q)}": v for q, v in means.items()},
-                    "points per 10 quality": slope, "runs": len(part)})
+                    "points per 10 quality": 10 * slope,
+                    "copy's cost, extrapolated": intercept + 100 * slope - copy, "runs": len(part)})
     return pd.DataFrame(out)
 
 

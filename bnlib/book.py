@@ -409,6 +409,45 @@ def scale_lines(bridge: pd.DataFrame, value: str, unit: str = "%", scale: float 
     return lines
 
 
+def jpeg_lines(price: pd.DataFrame, comparison: pd.DataFrame) -> list[str]:
+    """What the price of the JPEG copy (:func:`bnlib.analysis.jpeg_price`) and the published
+    accuracies (``comparison``: model, published, ours, gap) say, in sentences computed from
+    them: the chapter's conclusion is not typed."""
+    lines = []
+    for row in price.to_dict("records"):
+        if row["points per 10 quality"] != row["points per 10 quality"]:  # NaN: one quality only
+            continue
+        qualities = ", ".join(f"{row[c]:.1f}% at {c.removeprefix('quality ')}" for c in row
+                              if c.startswith("quality ") and row[c] == row[c])
+        cost = row["copy's cost, extrapolated"]
+        lines.append(f"ResNet-14 {row['mode']}, 16 epochs: {qualities}: {row['points per 10 quality']:+.2f} points "
+                     f"per 10 quality points; extrapolated along that line to quality 100, the copy costs "
+                     f"{cost:.1f} points.")
+    for row in comparison.to_dict("records"):
+        lines.append(f"{row['model']} All, 160 epochs: {row['ours']:.1f}% on the copy against {row['published']:.1f}% "
+                     f"published on the original images ({row['gap']:+.1f} points).")
+    all_price = price[price["mode"] == "All"] if len(price) else price
+    if len(all_price) and len(comparison) and all_price["copy's cost, extrapolated"].notna().all():
+        cost, deficit = float(all_price["copy's cost, extrapolated"].iloc[0]), -float(comparison["gap"].mean())
+        if deficit > 0:
+            share = "most of" if cost >= 0.5 * deficit else "a part of" if cost >= 0.1 * deficit else "little of"
+            lines.append(f"If the price measured at 16 epochs carries over to 160 epochs, the copy explains {share} "
+                         f"the {deficit:.1f}-point gap to the published accuracies ({cost:.1f} points extrapolated)"
+                         + ("." if share == "most of" else
+                            "; the rest lies elsewhere (a single seed, the recipe, the software or the hardware)."))
+    return lines
+
+
+def published_comparison(bridge: pd.DataFrame) -> pd.DataFrame:
+    """Our All networks at 160 epochs (mean over seeds, from :func:`scale_bridge`) beside the
+    accuracies published for them on the original images: model, published, ours, gap, source."""
+    published = published_accuracies()
+    ours = bridge[(bridge["mode"] == "All") & (bridge["epochs"] == 160)].groupby("model")["test_accuracy"].mean()
+    both = published.assign(ours=published["model"].map(ours)).dropna(subset=["ours"])
+    return pd.DataFrame({"model": both["model"], "published": both["test_accuracy"], "ours": both["ours"],
+                         "gap": both["ours"] - both["test_accuracy"], "source": both["source"]}).reset_index(drop=True)
+
+
 def published_accuracies() -> pd.DataFrame:
     """Accuracies published for the same CIFAR ResNets trained normally on the original images
     (data/paper/published.csv, with their sources): the second line of evidence on what the

@@ -184,4 +184,8 @@ def test_jpeg_price_fits_accuracy_against_quality():
     assert price.loc["BN", "quality 75"] == 40.0 and price.loc["BN", "quality 25"] == 35.0
     assert price.loc["BN", "points per 10 quality"] == pytest.approx(10 * np.polyfit([75, 50, 25], [40, 38, 35], 1)[0])
     assert price.loc["All", "points per 10 quality"] == pytest.approx(0.4)
+    assert price.loc["All", "copy's cost, extrapolated"] == pytest.approx(1.0)  # 80 + 25 * 0.04 at quality 100
+    slope, intercept = np.polyfit([75, 50, 25], [40, 38, 35], 1)
+    assert price.loc["BN", "copy's cost, extrapolated"] == pytest.approx(intercept + 100 * slope - 40)
+    assert list(price.columns[:4]) == ["quality 75", "quality 50", "quality 25", "points per 10 quality"]
     assert analysis.jpeg_price(rows[rows["data_source"].str.contains("q50")]).iloc[0]["runs"] == 1

@@ -287,6 +287,23 @@ def test_the_shipped_stores_are_described_from_their_runs(store, tmp_path):
     assert book.store_summary(root)["finished"][0] == len(runs) - 1
 
 
+def test_the_price_of_the_copy_is_told_in_computed_sentences():
+    rows = pd.DataFrame({"model": "resnet-14", "epochs": 16, "mode": ["BN", "BN", "All", "All"],
+                         "test_accuracy": [40.0, 35.0, 80.0, 78.0],
+                         "data_source": [f"image-folder-tar:cifar10-jpeg{q}.tar.gz" for q in ("", "-q25") * 2]})
+    bridge = pd.DataFrame({"model": ["resnet-32", "resnet-32", "resnet-14"], "mode": ["All", "All", "All"],
+                           "epochs": [160, 160, 160], "test_accuracy": [88.0, 89.0, 86.9]})
+    comparison = book.published_comparison(bridge)
+    assert comparison[["model", "published", "ours"]].values.tolist() == [["resnet-32", 92.49, 88.5]]  # no ResNet-14 published
+    lines = book.jpeg_lines(analysis.jpeg_price(rows), comparison)
+    assert lines[0].startswith("ResNet-14 BN, 16 epochs: 40.0% at 75, 35.0% at 25: +1.00 points per 10 quality")
+    assert "the copy costs 2.5 points" in lines[0] and "copy costs 1.0 points" in lines[1]
+    assert lines[2] == "resnet-32 All, 160 epochs: 88.5% on the copy against 92.5% published on the original images (-4.0 points)."
+    assert lines[3].startswith("If the price measured at 16 epochs carries over to 160 epochs, the copy explains a part of "
+                               "the 4.0-point gap") and "elsewhere" in lines[3]
+    assert book.jpeg_lines(analysis.jpeg_price(rows[rows["data_source"].str.contains("q25")]), comparison[:0]) == []
+
+
 def test_the_scale_bridge_reads_every_store_at_every_length(store, tmp_path):
     import shutil
 
