@@ -161,9 +161,10 @@ def shipped_runs(runs_root: Path | None = None) -> pd.DataFrame:
 
 
 def store_summary(runs_root: Path | None = None) -> pd.DataFrame:
-    """What each store the book ships holds (a row per store under ``data/runs``): its runs and
-    how many finished, networks, modes, epochs, seeds per experiment, data, hardware and hours
-    of training, all read from the runs themselves."""
+    """What each store the book ships holds (a row per store under ``data/runs``; a page shows
+    it transposed, a column per store): its runs and how many finished, networks, modes,
+    epochs, seeds per experiment, data, hardware and hours of training, all read from the runs
+    themselves."""
     runs = shipped_runs(runs_root)
     columns = ["store", "runs", "finished", "networks", "modes", "epochs", "seeds", "data", "hardware", "hours"]
     if runs.empty:
@@ -307,7 +308,8 @@ def plain(value: float) -> str:
 
 
 TABLE_CSS = [  # wrap long cells, so that no table is wider than the page's content column
-    {"selector": "", "props": [("max-width", "100%"), ("table-layout", "auto"), ("border-collapse", "collapse")]},
+    {"selector": "", "props": [("max-width", "100%"), ("table-layout", "auto"), ("border-collapse", "collapse"),
+                               ("font-size", "0.85em")]},
     {"selector": "td, th", "props": [("white-space", "normal"), ("overflow-wrap", "break-word"),
                                      ("padding", "2px 6px"), ("text-align", "left")]},
 ]
@@ -357,6 +359,21 @@ def clamped_table(curves: pd.DataFrame):
     wide = kept.pivot_table(index=["model", "mode"], columns="threshold", values="test_accuracy", sort=False)
     wide.columns = ["unclamped" if t == 0 else f"|γ| < {t:g}" for t in wide.columns]
     return table(wide.reset_index())
+
+
+def inventory_table(inventory: pd.DataFrame):
+    """:func:`bnlib.analysis.run_inventory` for reading: the paper's names of modes and
+    initialisations, readable headers, and the hardware and data said once above the table
+    when every experiment shares them."""
+    shown = named_inits(inventory.assign(trainable=[paper_label(str(t), m) for t, m in
+                                                    zip(inventory["trainable"], inventory["model"])]))
+    if shown["normalize"].astype(bool).all():
+        shown = shown.drop(columns="normalize")  # Appendix E's γ/β without N says so in its mode
+    for column in ("hardware", "data"):
+        if shown[column].nunique() == 1:
+            print(f"{column}: {shown[column].iloc[0]}")
+            shown = shown.drop(columns=column)
+    return table(shown.rename(columns={"trainable": "mode", "train_hours": "hours", "images_per_s": "images/s"}))
 
 
 def claims_table(board: pd.DataFrame, plan: Plan | None = None,

@@ -141,7 +141,7 @@ def rendered(page: Path, profile: Path) -> tuple[str, list[str]]:
              probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
     finally:
         probe.unlink()
-    found = re.search(r'<pre id="wide-tables">(.*?)</pre>', dom, re.S)
+    found = re.search(r'<pre id="wide-tables"[^>]*>(.*?)</pre>', dom, re.S)  # the theme adds attributes to a <pre>
     assert found, f"{page.name}: the width probe did not run"
     wide = json.loads(found.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
     return dom[:found.start()] + dom[found.end():], wide
