@@ -13,7 +13,7 @@ import pandas as pd
 from . import analysis, data as data_lib, results
 from .freezing import paper_label
 from .style import init_name, mode_name
-from .experiments import ROOT
+from .experiments import ROOT, SCALE_RUNS_DIR
 from .plan import PROFILES, Plan, shown
 
 
@@ -103,15 +103,17 @@ def chapter_claims(plan: Plan, figures: tuple[str, ...], ids: str = ""):
                         plan, columns=("id", "results", "claim", "paper", "ours", "holds", "per seed", "scale"))
 
 
-def scales_side_by_side(plan: Plan) -> pd.DataFrame:
-    """Every claim answered at more than one scale: the paper's value and, per profile, ours
-    and whether it holds (each scoreboard gives the scale of its runs)."""
+def scales_side_by_side(plan: Plan, ladder: str | Path | None = SCALE_RUNS_DIR) -> pd.DataFrame:
+    """Every claim answered at more than one scale: the paper's value and, per profile and for
+    the epoch ladder's store (``ladder``, at its longest runs), ours and whether it holds."""
     from . import claims
 
     sources = [plan, *other_scales(plan)]
     boards = {p.profile.name: claims.scoreboard(results.load(p.store)).set_index("id") for p in sources}
+    if ladder is not None and results.run_dirs(ladder):
+        boards["ladder"] = claims.scoreboard(results.load(ladder)).set_index("id")
     first = boards[plan.profile.name]
-    table = first[["claim", "paper"]].copy()
+    table = first[["claim", "quantity", "paper"]].copy()
     for name, board in boards.items():
         table[f"ours ({name})"] = board["ours"]
         table[f"holds ({name})"] = board["holds"]
@@ -376,17 +378,24 @@ def inventory_table(inventory: pd.DataFrame):
     return table(shown.rename(columns={"trainable": "mode", "train_hours": "hours", "images_per_s": "images/s"}))
 
 
+def readable_claims(board: pd.DataFrame) -> pd.DataFrame:
+    """Claims' values (``paper``, ``ours``, ``ours (...)``) as a reader reads them, by each
+    claim's ``quantity``: fractions as percentages, accuracies in points (:func:`claims.reading`)."""
+    from . import claims
+
+    if "quantity" not in board:
+        return board
+    columns = [c for c in board.columns if c == "paper" or c.startswith("ours")]
+    return board.assign(**{c: [claims.reading(v, q) for v, q in zip(board[c], board["quantity"])]
+                           for c in columns}).drop(columns="quantity")
+
+
 def claims_table(board: pd.DataFrame, plan: Plan | None = None,
                  columns: tuple[str, ...] = ("id", "claim", "paper", "ours", "holds", "per seed", "scale")):
     """A scoreboard as a reader reads it: the claims its runs answer, then one line per chapter
     for the claims not run yet at this scale, with the command that runs them."""
-    from . import claims
-
-    answered = board[board["holds"] != "not run"]
+    answered = readable_claims(board[board["holds"] != "not run"])
     missing = board[board["holds"] == "not run"]
-    if "quantity" in answered:  # fractions as percentages, accuracies in points
-        answered = answered.assign(**{column: [claims.reading(v, q) for v, q in zip(answered[column], answered["quantity"])]
-                                      for column in ("paper", "ours")})
     if len(missing):
         command = (f"python -m bnlib sweep --profile {plan.profile.name}" if plan is not None
                    else "python -m bnlib sweep --profile paper")

@@ -104,11 +104,15 @@ def test_other_scales_are_shown_apart_and_side_by_side(store, tmp_path, monkeypa
     assert (table.loc[sources == "cpu", "holds"] != "not run").all()  # the other scale only where it answers
     assert "bn-14" in table.xs("cpu", level="results").index
 
-    side = book.scales_side_by_side(smoke)
+    side = book.scales_side_by_side(smoke, ladder=None)
     assert "bn-14" in side.index and "bn-110" not in side.index  # answered at both scales only
     assert (side["ours (smoke)"] == side["ours (cpu)"]).all()  # one store behind both here
     monkeypatch.setitem(PROFILES, "cpu", dataclasses.replace(PROFILES["cpu"], runs_dir=str(tmp_path / "none")))
-    assert book.scales_side_by_side(smoke).empty
+    assert book.scales_side_by_side(smoke, ladder=None).empty
+    with_ladder = book.scales_side_by_side(smoke, ladder=store)  # the epoch ladder's store is a scale too
+    assert (with_ladder["ours (ladder)"] == with_ladder["ours (smoke)"]).all() and "bn-14" in with_ladder.index
+    shown = book.readable_claims(with_ladder.reset_index())
+    assert "quantity" not in shown and shown.set_index("id").loc["gamma-001-bn-14", "ours (ladder)"].endswith("%")
 
 
 # Run inside a page after it loaded: the tables of the article that reach past the right edge of
