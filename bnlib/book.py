@@ -173,9 +173,9 @@ def store_summary(runs_root: Path | None = None) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     joined = lambda values: ", ".join(dict.fromkeys(str(v) for v in values))  # noqa: E731
     rows = []
-    for store, part in runs.groupby(runs["run_dir"].map(lambda d: Path(d).parent.name), sort=False):
+    for store, part in runs.groupby(runs["run_dir"].map(_store_of), sort=False):
         seeds = part.groupby(analysis.EXPERIMENT, dropna=False)["seed"].nunique()
-        rows.append({"store": f"data/runs/{store}", "runs": len(part), "finished": int((part["status"] == "complete").sum()),
+        rows.append({"store": store, "runs": len(part), "finished": int((part["status"] == "complete").sum()),
                      "networks": joined(part["model"]), "modes": joined(mode_name(m) for m in part["mode"]),
                      "epochs": joined(sorted(part["epochs"].astype(int))),
                      "seeds": f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}",
@@ -185,16 +185,26 @@ def store_summary(runs_root: Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def unfinished_runs(runs_root: Path | None = None) -> pd.DataFrame:
-    """The runs of the shipped stores that did not finish, and how far each got."""
-    runs = shipped_runs(runs_root)
-    if runs.empty:
+def _store_of(run_dir: str) -> str:
+    return f"data/runs/{Path(run_dir).parent.name}"
+
+
+def unfinished(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of a table (labelled, as :func:`with_labels` makes them) that did not finish,
+    and how far each got: store, model, mode, seed, epochs, reached, status."""
+    left = runs[runs["status"] != "complete"] if len(runs) else runs
+    if left.empty:
         return pd.DataFrame(columns=["store", "model", "mode", "seed", "epochs", "reached", "status"])
-    left = runs[runs["status"] != "complete"]
-    reached = [len(results.load_metrics_of(d)) for d in left["run_dir"]]
-    return pd.DataFrame({"store": [f"data/runs/{Path(d).parent.name}" for d in left["run_dir"]],
-                         "model": left["model"], "mode": left["mode"], "seed": left["seed"],
-                         "epochs": left["epochs"].astype(int), "reached": reached, "status": left["status"]})
+    return pd.DataFrame({"store": left["run_dir"].map(_store_of), "model": left["model"], "mode": left["mode"],
+                         "seed": left["seed"], "epochs": left["epochs"].astype(int),
+                         "reached": [len(results.load_metrics_of(d)) for d in left["run_dir"]],
+                         "status": left["status"]})
+
+
+def unfinished_lines(runs: pd.DataFrame) -> list[str]:
+    """A line per run that did not finish, for a chapter that leaves it out of its means."""
+    return [f"{r.model} {r.mode} seed {r.seed}: stopped after epoch {r.reached} of {r.epochs}, so it is left out of "
+            "the means; its learning curve is in Figure 3" for r in unfinished(runs).itertuples()]
 
 
 def live_run(plan: Plan, runs: pd.DataFrame) -> str | None:

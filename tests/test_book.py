@@ -283,11 +283,13 @@ def test_the_shipped_stores_are_described_from_their_runs(store, tmp_path):
     summary = book.store_summary(root)
     assert summary[["store", "runs", "finished"]].values.tolist() == [["data/runs/cpu", len(runs), len(runs)]]
     assert summary["epochs"][0] == "1" and "synthetic" in summary["data"][0] and summary["hours"][0] > 0
-    assert book.unfinished_runs(root).empty
+    assert book.unfinished(book.shipped_runs(root)).empty
     stopped = Path(runs["run_dir"][0].replace(str(store), str(root / "cpu")))
     (stopped / results.RESULT).unlink()  # as if its job ran out of time after its epochs
-    left = book.unfinished_runs(root)
+    left = book.unfinished(book.shipped_runs(root))
     assert len(left) == 1 and left["reached"].tolist() == [len(results.load_metrics_of(stopped))]
+    [line] = book.unfinished_lines(book.shipped_runs(root))
+    assert f"stopped after epoch {left['reached'][0]} of 1" in line and "left out of the means" in line
     assert book.store_summary(root)["finished"][0] == len(runs) - 1
 
 
