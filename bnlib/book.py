@@ -419,17 +419,20 @@ def claims_table(board: pd.DataFrame, plan: Plan | None = None,
 # --------------------------------------------------------------------------- the scale bridge
 
 def scale_bridge(models: tuple[str, ...] = ("resnet-14", "resnet-32"), modes: tuple[str, ...] = ("BN", "All"),
-                 runs_root: Path | None = None) -> pd.DataFrame:
+                 runs_root: Path | None = None, reencoded: bool = False) -> pd.DataFrame:
     """Chapter 9's scale bridge: every finished run of ``models`` in ``modes`` (the default
     initialisations, Appendix B's recipe) from every store the book ships, at every number of
     epochs: accuracy, γ statistics, the cost of clamping and the seconds it took
-    (:func:`bnlib.analysis.scale_rows`)."""
+    (:func:`bnlib.analysis.scale_rows`). The runs on the copy re-encoded at other qualities
+    (the price of JPEG) only with ``reencoded``: a training length's mean must not mix them in."""
     runs = shipped_runs(runs_root)
     if runs.empty:
         return pd.DataFrame(columns=analysis.SCALE_COLUMNS)
     default = (runs["bn_init"] == "uniform") & (runs["feature_init"] == "he-normal") & (runs["normalize"].astype(bool))
     recipe = np.logical_and.reduce([runs[f].astype(str) == str(v) for f, v in
                                     (("lr", 0.1), ("batch_size", 128), ("lr_drops", "0.5,0.75"))])
+    if not reencoded:
+        recipe &= ~runs["data_source"].map(data_lib.reencoded)
     chosen = runs[runs["model"].isin(models) & runs["mode"].isin(modes) & default & recipe]
     return analysis.scale_rows(chosen)
 

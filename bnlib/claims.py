@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import analysis, results
+from . import analysis, data as data_lib, results
 from .config import RunConfig
 from .freezing import mode_identity
 
@@ -39,6 +39,7 @@ def candidates(runs: pd.DataFrame, network: str, trainable: str, bn_init: str = 
     defaults = RunConfig().flat()
     mode = mode_identity(trainable, network)  # any spelling of the same trained tensors
     recipe = np.logical_and.reduce([runs[f].astype(str) == str(defaults[f]) for f in RECIPE])
+    recipe &= ~runs["data_source"].map(data_lib.reencoded)  # the price-of-JPEG runs see degraded images
     return runs[recipe & (runs["bn_init"] == bn_init)
                 & (runs["feature_init"] == feature_init) & (runs["normalize"] == normalize)
                 & (runs["status"] == "complete") & runs["trainable"].map(lambda t: mode_identity(str(t), network) == mode)]

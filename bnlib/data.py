@@ -115,6 +115,13 @@ def jpeg_quality(source: str) -> int | None:
     return COPY_QUALITY if ("jpeg" in name or "jpg" in name) else None
 
 
+def reencoded(source: str) -> bool:
+    """Whether a recorded ``data_source`` is the JPEG copy re-encoded again at another quality
+    (the runs that measure what JPEG costs): runs on it answer no claim about CIFAR-10."""
+    quality = jpeg_quality(source)
+    return quality is not None and quality != COPY_QUALITY
+
+
 def default_real_data() -> str:
     """The real data a CPU-scale profile reads: $BNLIB_DATA, else the JPEG copy of CIFAR-10
     beside the project (``../shared/data/cifar10-jpeg.tar.gz``), else torchvision's CIFAR-10

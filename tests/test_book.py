@@ -2,6 +2,7 @@
 call (trend lines, clamping curves, the live explorer's run, other scales) work on results stores,
 and a built chapter shows an interactive plotly figure in headless Chromium."""
 
+import json
 import os
 import re
 import shutil
@@ -323,6 +324,17 @@ def test_the_scale_bridge_reads_every_store_at_every_length(store, tmp_path):
     fig = figures.scale_bridge(bridge, "test_accuracy", "t", "test accuracy (%)")
     assert fig.layout.xaxis.type == "log"
     assert set(book.published_accuracies()["model"]) >= {"resnet-32", "resnet-56", "resnet-110"}
+    # a run on the copy re-encoded at quality 50 (the price of JPEG) is kept out of the ladder's
+    # means and of every claim, and in only where asked for
+    from bnlib import claims
+
+    run = Path(results.load(root / "cpu").query("model == 'resnet-8' and trainable == 'bn'")["run_dir"].iloc[0])
+    for name in (results.CONFIG, results.RESULT):  # both record the data
+        record = json.loads((run / name).read_text())
+        (run / name).write_text(json.dumps({**record, "data_source": "image-folder-tar:cifar10-jpeg-q50.tar.gz"}))
+    assert len(book.scale_bridge(models=("resnet-8",), runs_root=root)) == 3
+    assert len(book.scale_bridge(models=("resnet-8",), runs_root=root, reencoded=True)) == 4
+    assert len(claims.candidates(results.load(root / "cpu"), "resnet-8", "bn")) == 1
 
 
 def test_the_network_page_is_one_parameterised_notebook():
