@@ -194,7 +194,9 @@ def jpeg_price(bridge: pd.DataFrame, epochs: int = 16, model: str = "resnet-14")
         out.append({"mode": mode, **{f"quality {int(q)}": v for q, v in means.items()},
                     "points per 10 quality": 10 * slope,
                     "copy's cost, extrapolated": intercept + 100 * slope - copy, "runs": len(part)})
-    return pd.DataFrame(out)
+    qualities = sorted({int(q) for q in rows["quality"]}, reverse=True)  # one column order for every mode
+    return pd.DataFrame(out, columns=["mode", *(f"quality {q}" for q in qualities), "points per 10 quality",
+                                      "copy's cost, extrapolated", "runs"])
 
 
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:

@@ -448,10 +448,11 @@ def scale_lines(bridge: pd.DataFrame, value: str, unit: str = "%", scale: float 
     return lines
 
 
-def jpeg_lines(price: pd.DataFrame, comparison: pd.DataFrame) -> list[str]:
+def jpeg_lines(price: pd.DataFrame, comparison: pd.DataFrame, bridge: pd.DataFrame | None = None) -> list[str]:
     """What the price of the JPEG copy (:func:`bnlib.analysis.jpeg_price`) and the published
     accuracies (``comparison``: model, published, ours, gap) say, in sentences computed from
-    them: the chapter's conclusion is not typed."""
+    them: the chapter's conclusion is not typed. With ``bridge``, the largest difference
+    between two seeds of one ResNet-14 experiment says how far one seed's accuracy can move."""
     lines = []
     for row in price.to_dict("records"):
         if row["points per 10 quality"] != row["points per 10 quality"]:  # NaN: one quality only
@@ -474,6 +475,13 @@ def jpeg_lines(price: pd.DataFrame, comparison: pd.DataFrame) -> list[str]:
                          f"the {deficit:.1f}-point gap to the published accuracies ({cost:.1f} points extrapolated)"
                          + ("." if share == "most of" else
                             "; the rest lies elsewhere (a single seed, the recipe, the software or the hardware)."))
+    if bridge is not None and len(price):
+        seeds = bridge[bridge["model"] == "resnet-14"].groupby(["mode", "epochs"])["test_accuracy"]
+        spread = (seeds.max() - seeds.min())[seeds.size() > 1]
+        if len(spread) and (price["runs"] == price.filter(like="quality ").notna().sum(axis=1)).all():
+            lines.append(f"Each quality has one seed, and two seeds of one ResNet-14 experiment differ by up to "
+                         f"{spread.max():.1f} points here: the price above is an indication, not a measurement "
+                         "to the point.")
     return lines
 
 

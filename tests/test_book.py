@@ -309,6 +309,9 @@ def test_the_price_of_the_copy_is_told_in_computed_sentences():
     assert lines[3].startswith("If the price measured at 16 epochs carries over to 160 epochs, the copy explains a part of "
                                "the 4.0-point gap") and "elsewhere" in lines[3]
     assert book.jpeg_lines(analysis.jpeg_price(rows[rows["data_source"].str.contains("q25")]), comparison[:0]) == []
+    seeds = pd.DataFrame({"model": "resnet-14", "mode": "BN", "epochs": 4, "test_accuracy": [39.3, 36.1]})
+    noted = book.jpeg_lines(analysis.jpeg_price(rows), comparison, seeds)
+    assert noted[:-1] == lines and "differ by up to 3.2 points" in noted[-1] and "indication" in noted[-1]
 
 
 def test_the_scale_bridge_reads_every_store_at_every_length(store, tmp_path):
