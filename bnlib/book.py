@@ -377,8 +377,7 @@ def inventory_table(inventory: pd.DataFrame):
     """:func:`bnlib.analysis.run_inventory` for reading: the paper's names of modes and
     initialisations, readable headers, and the hardware and data said once above the table
     when every experiment shares them."""
-    shown = named_inits(inventory.assign(trainable=[paper_label(str(t), m) for t, m in
-                                                    zip(inventory["trainable"], inventory["model"])]))
+    shown = named_inits(inventory.assign(trainable=with_labels(inventory)["mode"]))
     if shown["normalize"].astype(bool).all():
         shown = shown.drop(columns="normalize")  # Appendix E's γ/β without N says so in its mode
     for column in ("hardware", "data"):

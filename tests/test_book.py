@@ -135,8 +135,6 @@ def rendered(page: Path, profile: Path) -> tuple[str, list[str]]:
     """The DOM of a built page after its scripts ran, in a 1400 px wide window, and the tables
     wider than the page's content column there (measured by a copy of the page that carries
     :data:`WIDTH_PROBE`, beside it so that its relative links hold)."""
-    import json
-
     probe = page.with_name(f"probe-{page.name}")
     probe.write_text(page.read_text().replace("</body>", WIDTH_PROBE + "</body>"))
     try:
