@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-
 import pandas as pd
 
 from . import analysis, data as data_lib, results
@@ -427,12 +425,10 @@ def scale_bridge(models: tuple[str, ...] = ("resnet-14", "resnet-32"), modes: tu
     runs = shipped_runs(runs_root)
     if runs.empty:
         return pd.DataFrame(columns=analysis.SCALE_COLUMNS)
+    from .claims import on_recipe
+
     default = (runs["bn_init"] == "uniform") & (runs["feature_init"] == "he-normal") & (runs["normalize"].astype(bool))
-    recipe = np.logical_and.reduce([runs[f].astype(str) == str(v) for f, v in
-                                    (("lr", 0.1), ("batch_size", 128), ("lr_drops", "0.5,0.75"))])
-    if not reencoded:
-        recipe &= ~runs["data_source"].map(data_lib.reencoded)
-    chosen = runs[runs["model"].isin(models) & runs["mode"].isin(modes) & default & recipe]
+    chosen = runs[runs["model"].isin(models) & runs["mode"].isin(modes) & default & on_recipe(runs, reencoded)]
     return analysis.scale_rows(chosen)
 
 

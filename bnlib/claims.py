@@ -30,17 +30,23 @@ def load_claims(path: str | Path = CLAIMS) -> pd.DataFrame:
 RECIPE = ("lr", "momentum", "weight_decay", "batch_size", "lr_drops", "augment", "precision")
 
 
+def on_recipe(runs: pd.DataFrame, reencoded: bool = False) -> pd.Series:
+    """Which runs follow Appendix B's recipe (:data:`RECIPE` at its defaults) on CIFAR-10 or its
+    copy; the runs on the copy re-encoded again (the price of JPEG, degraded images) only with
+    ``reencoded``."""
+    defaults = RunConfig().flat()
+    recipe = np.logical_and.reduce([runs[f].astype(str) == str(defaults[f]) for f in RECIPE])
+    return recipe if reencoded else recipe & ~runs["data_source"].map(data_lib.reencoded)
+
+
 def candidates(runs: pd.DataFrame, network: str, trainable: str, bn_init: str = "uniform",
                feature_init: str = "he-normal", normalize: bool = True) -> pd.DataFrame:
     """Every finished run of one experiment under Appendix B's recipe, at any number of epochs."""
     runs = runs[runs["model"] == network]  # first: a network with no runs is never built
     if runs.empty:
         return runs
-    defaults = RunConfig().flat()
     mode = mode_identity(trainable, network)  # any spelling of the same trained tensors
-    recipe = np.logical_and.reduce([runs[f].astype(str) == str(defaults[f]) for f in RECIPE])
-    recipe &= ~runs["data_source"].map(data_lib.reencoded)  # the price-of-JPEG runs see degraded images
-    return runs[recipe & (runs["bn_init"] == bn_init)
+    return runs[on_recipe(runs) & (runs["bn_init"] == bn_init)
                 & (runs["feature_init"] == feature_init) & (runs["normalize"] == normalize)
                 & (runs["status"] == "complete") & runs["trainable"].map(lambda t: mode_identity(str(t), network) == mode)]
 
