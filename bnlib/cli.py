@@ -27,6 +27,7 @@ import time
 from typing import Any, Sequence
 
 from .config import ConfigError, RunConfig, all_fields
+from .experiments import SCALE_EXPERIMENTS, SCALE_RUNS_DIR
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="train a grid of runs on Ray, skipping finished ones")
     sweep.add_argument("--profile", choices=["smoke", "cpu", "paper"],
                        help="every run the book's chapters need in this profile (instead of a grid)")
+    sweep.add_argument("--experiment", choices=SCALE_EXPERIMENTS,
+                       help="chapter 9's epoch ladder or price of JPEG on --data (instead of a grid); jpeg-price "
+                            "first re-encodes the copies it trains on into the data cache (default store: "
+                            "data/runs/scale)")
     sweep.add_argument("--models", help="networks, comma separated (default: resnet-14)")
     sweep.add_argument("--trainable", help="modes, comma separated; parts of one mode joined by + "
                        "(bn+shortcut+output) (default: bn)")
@@ -244,7 +249,15 @@ def _sweep(args: argparse.Namespace) -> int:
     def items(text: str | None, default: str) -> list[str]:
         return [v.strip() for v in (text or default).split(",") if v.strip()]
 
-    if args.profile:
+    if args.experiment:
+        grid_flags = [f"--{f.replace('_', '-')}" for f in ("profile", "models", "trainable", "bn_inits",
+                                                            "feature_inits", "seeds", "epochs")
+                      if getattr(args, f) is not None]
+        if grid_flags:
+            raise ConfigError(f"--experiment fixes its own runs: drop {', '.join(grid_flags)}")
+        configs = [c.replace(device=args.device) for c in _scale_experiment(args.experiment, args.data or "cifar10")]
+        args.runs_dir = args.runs_dir or SCALE_RUNS_DIR  # where chapter 9 looks
+    elif args.profile:
         from .experiments import PROFILES
 
         configs = sweep.profile_grid(args.profile, seeds=args.seeds, epochs=args.epochs, data=args.data,
@@ -275,6 +288,25 @@ def _sweep(args: argparse.Namespace) -> int:
     if counts["stopped"]:  # first: running the same command again also retries the failed runs
         return EXIT_STOPPED
     return 1 if counts["failed"] else 0  # the FAILED lines name the runs
+
+
+def _scale_experiment(name: str, data: str) -> list[RunConfig]:
+    """The runs of one of chapter 9's experiments on ``data``; for the price of JPEG, the copies
+    re-encoded from ``data`` are made first where the data cache lacks them."""
+    from . import experiments
+
+    if name == "scale-ladder":
+        return experiments.scale_ladder(data)
+    from .reencode import default_destination, reencode
+
+    copies = {}
+    for quality in experiments.JPEG_QUALITIES:
+        path = default_destination(data, quality)
+        if not path.is_file():
+            print(f"re-encoding {data} at quality {quality} into {path}", file=sys.stderr)
+            reencode(data, quality, path)
+        copies[quality] = str(path)
+    return experiments.jpeg_price(copies)
 
 
 def _data(args: argparse.Namespace) -> int:

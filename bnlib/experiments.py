@@ -166,27 +166,37 @@ class Experiments:
 
 # Chapter 9's epoch ladder, between the cpu profile's 2 epochs and the paper's 160: ResNet-14 in
 # BN-only and All modes (Appendix B's schedule scaled: lr drops at 50% and 75% of training),
-# two seeds up to 16 epochs, and ResNet-32 BN-only at 16. Its store is data/runs/scale.
+# two seeds up to 16 epochs, and ResNet-32 BN-only at 16. Its store is data/runs/scale; both it
+# and the price of JPEG are trained by ``python -m bnlib sweep --experiment NAME`` (SCALE_EXPERIMENTS).
 LADDER_EPOCHS = (4, 8, 16, 32)
 LADDER_SEEDS = {4: 2, 8: 2, 16: 2, 32: 1}
 # The price of JPEG: the same two modes at 16 epochs on copies re-encoded at lower qualities.
 JPEG_QUALITIES = (50, 25)
 JPEG_EPOCHS = 16
 SCALE_RUNS_DIR = str(ROOT / "data" / "runs" / "scale")
+# ``sweep --experiment NAME``: the two by name (:mod:`bnlib.cli` re-encodes the copies the price
+# of JPEG trains on before it sweeps).
+SCALE_EXPERIMENTS = ("scale-ladder", "jpeg-price")
 
 
 def scale_ladder(data: str) -> list[RunConfig]:
-    """The epoch ladder's runs on ``data``, cheapest first (the order scripts/scale-ladder.sh runs)."""
-    runs = [RunConfig.from_flat(model="resnet-14", trainable=mode, epochs=epochs, seed=seed, data=data)
-            for epochs in LADDER_EPOCHS[:-1] for mode in ("bn", "all") for seed in range(LADDER_SEEDS[epochs])]
-    runs.append(RunConfig.from_flat(model="resnet-32", trainable="bn", epochs=16, seed=0, data=data))
-    runs += [RunConfig.from_flat(model="resnet-14", trainable=mode, epochs=LADDER_EPOCHS[-1], seed=0, data=data)
-             for mode in ("bn", "all")]
-    return runs
+    """The epoch ladder's runs on ``data``, in the order ``sweep --experiment scale-ladder``
+    trains them: seed 0 of every rung first, cheapest first (ResNet-32 at 16 epochs costs about
+    as much as ResNet-14 at 32), then the second seeds, so that a ladder cut short still spans
+    every training length: when time runs short, the second seeds are what is left out."""
+    def run(model: str, mode: str, epochs: int, seed: int) -> RunConfig:
+        return RunConfig.from_flat(model=model, trainable=mode, epochs=epochs, seed=seed, data=data)
+
+    first = [run("resnet-14", mode, epochs, 0) for epochs in LADDER_EPOCHS[:-1] for mode in ("bn", "all")]
+    first.append(run("resnet-32", "bn", 16, 0))
+    first += [run("resnet-14", mode, LADDER_EPOCHS[-1], 0) for mode in ("bn", "all")]
+    second = [run("resnet-14", mode, epochs, seed) for epochs in LADDER_EPOCHS for mode in ("bn", "all")
+              for seed in range(1, LADDER_SEEDS[epochs])]
+    return first + second
 
 
-def jpeg_price(sources: dict[int, str]) -> list[RunConfig]:
-    """ResNet-14 All and BN-only for 16 epochs on each re-encoded copy (quality -> data source)."""
+def jpeg_price(copies: dict[int, str]) -> list[RunConfig]:
+    """ResNet-14 BN-only and All for 16 epochs on each re-encoded copy (quality -> data source),
+    highest quality first."""
     return [RunConfig.from_flat(model="resnet-14", trainable=mode, epochs=JPEG_EPOCHS, seed=0, data=source)
-            for quality, source in sorted(sources.items(), reverse=True) for mode in ("bn", "all")]
-
+            for quality, source in sorted(copies.items(), reverse=True) for mode in ("bn", "all")]

@@ -45,3 +45,21 @@ def test_init_grids_come_from_the_init_registry(monkeypatch):
     plan = Plan.from_parameters("cpu")
     assert "halves" in {c.model.bn_init for c in plan.bn_init_grid()}
     assert "tiny" in {c.model.feature_init for c in plan.feature_init_grid()}
+
+
+def test_the_epoch_ladder_trains_one_seed_of_every_rung_before_any_second_seed():
+    from bnlib.experiments import LADDER_EPOCHS, jpeg_price, scale_ladder
+
+    ladder = [(c.model.model, c.train.trainable, c.train.epochs, c.train.seed) for c in scale_ladder("synthetic")]
+    assert len(ladder) == len(set(ladder)) == 15
+    assert set(ladder) == ({("resnet-14", m, e, 0) for m in ("bn", "all") for e in LADDER_EPOCHS}
+                           | {("resnet-14", m, e, 1) for m in ("bn", "all") for e in (4, 8, 16)}
+                           | {("resnet-32", "bn", 16, 0)})
+    seeds = [seed for *_, seed in ladder]
+    assert seeds == sorted(seeds)  # cut short, the ladder still spans every training length
+    firsts = [epochs for model, _, epochs, seed in ladder if seed == 0 and model == "resnet-14"]
+    assert firsts == sorted(firsts)  # cheapest first
+    assert {c.train.lr_drops for c in scale_ladder("synthetic")} == {"0.5,0.75"}  # Appendix B, scaled
+    price = jpeg_price({25: "q25.tar.gz", 50: "q50.tar.gz"})
+    assert [(c.data.data, c.train.trainable, c.train.epochs) for c in price] == [
+        ("q50.tar.gz", "bn", 16), ("q50.tar.gz", "all", 16), ("q25.tar.gz", "bn", 16), ("q25.tar.gz", "all", 16)]

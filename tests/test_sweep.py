@@ -454,6 +454,28 @@ def test_a_dry_run_lists_a_damaged_finished_run_as_to_do(tmp_path, capsys, caplo
     assert any(str(result.run_dir) in r.getMessage() for r in caplog.records)
 
 
+def test_the_scale_experiments_by_name_make_their_copies_and_refuse_grid_flags(tmp_path, capsys, monkeypatch):
+    """``--experiment`` sweeps chapter 9's experiments as bnlib.experiments defines them: the
+    ladder in its order, and the price of JPEG on copies it re-encodes into the data cache."""
+    from bnlib.cli import main
+    from bnlib.experiments import JPEG_QUALITIES, scale_ladder
+    from bnlib.reencode import default_destination
+
+    monkeypatch.setenv("BNLIB_CACHE", str(tmp_path / "cache"))  # a data cache of its own
+    base = ["sweep", "--data", "synthetic", "--runs-dir", str(tmp_path / "runs"), "--dry-run"]
+    assert main([*base, "--experiment", "scale-ladder"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    expected = [f"todo {c.model.model} trainable={c.train.trainable} " for c in scale_ladder("synthetic")]
+    assert [line.split("bn_init")[0] for line in out[:-1]] == expected and json.loads(out[-1])["todo"] == 15
+    copies = [default_destination("synthetic", q) for q in JPEG_QUALITIES]
+    assert not any(path.exists() for path in copies)
+    assert main([*base, "--experiment", "jpeg-price"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert all(path.is_file() for path in copies) and json.loads(out[-1]) == {"runs": 4, "done": 0, "todo": 4}
+    assert main([*base, "--experiment", "jpeg-price", "--epochs", "2"]) == 2  # the experiment fixes its runs
+    assert "drop --epochs" in capsys.readouterr().err
+
+
 def test_a_packed_sweep_stores_each_run_as_if_trained_alone(tmp_path):
     """--pack 4: the four runs of one network train as one pack on one worker; each is stored
     at its own address with its own files, and a second sweep finds them all."""
