@@ -183,7 +183,7 @@ def jpeg_price(bridge: pd.DataFrame, epochs: int = 16, model: str = "resnet-14")
     trained for ``epochs``, the least-squares line through them in points per 10 quality
     points, and that line at quality 100 less the copy's accuracy (quality 75): what the copy
     costs if the line held up to the nearly lossless end, an extrapolation. NaN until runs at
-    two qualities or more exist."""
+    two qualities or more exist. ``fewest seeds``: the seeds behind the least measured quality."""
     rows = bridge[(bridge["model"] == model) & (bridge["epochs"] == epochs)]
     rows = rows.assign(quality=rows["data_source"].map(data_lib.jpeg_quality)).dropna(subset=["quality"])
     out = []
@@ -193,10 +193,11 @@ def jpeg_price(bridge: pd.DataFrame, epochs: int = 16, model: str = "resnet-14")
         copy = means.get(data_lib.COPY_QUALITY, np.nan)
         out.append({"mode": mode, **{f"quality {int(q)}": v for q, v in means.items()},
                     "points per 10 quality": 10 * slope,
-                    "copy's cost, extrapolated": intercept + 100 * slope - copy, "runs": len(part)})
+                    "copy's cost, extrapolated": intercept + 100 * slope - copy, "runs": len(part),
+                    "fewest seeds": int(part.groupby("quality").size().min())})
     qualities = sorted({int(q) for q in rows["quality"]}, reverse=True)  # one column order for every mode
     return pd.DataFrame(out, columns=["mode", *(f"quality {q}" for q in qualities), "points per 10 quality",
-                                      "copy's cost, extrapolated", "runs"])
+                                      "copy's cost, extrapolated", "runs", "fewest seeds"])
 
 
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:

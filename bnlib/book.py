@@ -473,10 +473,11 @@ def jpeg_lines(price: pd.DataFrame, comparison: pd.DataFrame, bridge: pd.DataFra
     if bridge is not None and len(price):
         seeds = bridge[bridge["model"] == "resnet-14"].groupby(["mode", "epochs"])["test_accuracy"]
         spread = (seeds.max() - seeds.min())[seeds.size() > 1]
-        if len(spread) and (price["runs"] == price.filter(like="quality ").notna().sum(axis=1)).all():
-            lines.append(f"Each quality has one seed, and two seeds of one ResNet-14 experiment differ by up to "
-                         f"{spread.max():.1f} points here: the price above is an indication, not a measurement "
-                         "to the point.")
+        if len(spread) and (price["fewest seeds"] == 1).any():
+            one_each = (price["runs"] == price.filter(like="quality ").notna().sum(axis=1)).all()
+            lines.append(f"{'Each quality has' if one_each else 'Some qualities have'} one seed, and two seeds of "
+                         f"one ResNet-14 experiment differ by up to {spread.max():.1f} points here: the price above "
+                         "is an indication, not a measurement to the point.")
     return lines
 
 

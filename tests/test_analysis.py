@@ -189,3 +189,6 @@ def test_jpeg_price_fits_accuracy_against_quality():
     assert price.loc["BN", "copy's cost, extrapolated"] == pytest.approx(intercept + 100 * slope - 40)
     assert list(price.columns[:4]) == ["quality 75", "quality 50", "quality 25", "points per 10 quality"]
     assert analysis.jpeg_price(rows[rows["data_source"].str.contains("q50")]).iloc[0]["runs"] == 1
+    assert set(price["fewest seeds"]) == {1}
+    twice = analysis.jpeg_price(pd.concat([rows, rows[rows["mode"] == "All"]])).set_index("mode")
+    assert twice.loc["All", "runs"] == 4 and twice.loc["All", "fewest seeds"] == 2 and twice.loc["BN", "fewest seeds"] == 1

@@ -310,6 +310,12 @@ def test_the_price_of_the_copy_is_told_in_computed_sentences():
     seeds = pd.DataFrame({"model": "resnet-14", "mode": "BN", "epochs": 4, "test_accuracy": [39.3, 36.1]})
     noted = book.jpeg_lines(analysis.jpeg_price(rows), comparison, seeds)
     assert noted[:-1] == lines and "differ by up to 3.2 points" in noted[-1] and "indication" in noted[-1]
+    assert noted[-1].startswith("Each quality has one seed")
+    second = rows.iloc[[0]].assign(test_accuracy=38.0)  # a second seed of BN on the copy; quality 25 keeps one
+    mixed = book.jpeg_lines(analysis.jpeg_price(pd.concat([rows, second])), comparison, seeds)
+    assert mixed[-1].startswith("Some qualities have one seed") and "39.0% at 75" in mixed[0]
+    both = pd.concat([rows, rows.assign(test_accuracy=rows["test_accuracy"] + 1)])  # two seeds everywhere
+    assert not any("one seed" in line for line in book.jpeg_lines(analysis.jpeg_price(both), comparison, seeds))
 
 
 def test_the_scale_bridge_reads_every_store_at_every_length(store, tmp_path):
