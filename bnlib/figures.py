@@ -195,7 +195,8 @@ def _paper_fractions(fig: go.Figure, networks: list[str], modes: list[str], thre
     for row in paper.itertuples():
         fig.add_trace(go.Scatter(x=[row.model], y=[100 * row.paper], mode="markers",
                                  name=f"paper: {mode_name(row.mode)}, |γ| < {row.threshold:g}", showlegend=col == 1,
-                                 legendgroup=f"paper{row.mode}{row.threshold:g}", marker={"symbol": "star-open", "size": 13, "color": mode_colour(row.mode),
+                                 legendgroup=f"paper{row.mode}{row.threshold:g}",
+                                 marker={"symbol": "star-open", "size": 13, "color": mode_colour(row.mode),
                                          "line": {"width": 2, "color": mode_colour(row.mode)}},
                                  hovertemplate=f"paper, %{{x}}: %{{y:.0f}}% below {row.threshold:g}<extra></extra>"),
                       row=1, col=col)
