@@ -27,7 +27,7 @@ import time
 from typing import Any, Sequence
 
 from .config import ConfigError, RunConfig, all_fields
-from .experiments import SCALE_EXPERIMENTS, SCALE_RUNS_DIR
+from .experiments import EXPERIMENT_STORES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,10 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="train a grid of runs on Ray, skipping finished ones")
     sweep.add_argument("--profile", choices=["smoke", "cpu", "paper"],
                        help="every run the book's chapters need in this profile (instead of a grid)")
-    sweep.add_argument("--experiment", choices=SCALE_EXPERIMENTS,
-                       help="chapter 9's epoch ladder or price of JPEG on --data (instead of a grid); jpeg-price "
-                            "first re-encodes the copies it trains on into the data cache (default store: "
-                            "data/runs/scale)")
+    sweep.add_argument("--experiment", choices=list(EXPERIMENT_STORES),
+                       help="a named list of runs on --data (instead of a grid): chapter 9's epoch ladder or "
+                            "price of JPEG (default store: data/runs/scale; jpeg-price first re-encodes the copies "
+                            "it trains on into the data cache), or paper-on-cpu, Appendix B's runs a CPU trains "
+                            "in days, in the order that completes one figure at a time (default store: "
+                            "data/runs/paper)")
     sweep.add_argument("--models", help="networks, comma separated (default: resnet-14)")
     sweep.add_argument("--trainable", help="modes, comma separated; parts of one mode joined by + "
                        "(bn+shortcut+output) (default: bn)")
@@ -143,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--pack", type=int, default=1,
                        help="also measure a pack of N runs (the mode and its pack mates) trained as one network: "
                             "aggregate images/s against one run (default: 1, no pack)")
+    bench.add_argument("--layouts", action="store_true",
+                       help="instead: on the CPU, one run with every thread against one run per core side by "
+                            "side and a pack of one run per core (total images/s of each; bnlib.layouts)")
     bench.add_argument("--channels-last", type=_boolean, default=True)
     bench.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     bench.add_argument("--compile", default="none", choices=["none", "default", "reduce-overhead"])
@@ -215,6 +220,17 @@ def _bench(args: argparse.Namespace) -> int:
         raise ConfigError("steps, rounds, replicates and pack must be >= 1")
     grid = [(m, t) for m in ([args.model] if args.model else SUITE_MODELS)
             for t in ([args.trainable] if args.trainable else SUITE_MODES)]
+    if args.layouts:
+        from .layouts import layouts
+
+        for model, trainable in grid:
+            row = layouts(model, trainable, steps=args.steps, rounds=args.rounds,
+                          out=Path(args.out) if args.out else RESULTS)
+            speeds = "  ".join(f"{k} {v:8.1f} img/s ({row['speedup_over_one'][k]:.2f}x)"
+                               for k, v in row["images_per_s"].items())
+            print(f"{model:>10} {trainable:>4}  {row['runs']} runs: {speeds}", file=sys.stderr, flush=True)
+            print(json.dumps(row), flush=True)
+        return 0
     for model, trainable in grid:
         row = bench(model, trainable, steps=args.steps, rounds=args.rounds, device=args.device,
                     replicates=args.replicates, channels_last=args.channels_last, precision=args.precision,
@@ -255,8 +271,8 @@ def _sweep(args: argparse.Namespace) -> int:
                       if getattr(args, f) is not None]
         if grid_flags:
             raise ConfigError(f"--experiment fixes its own runs: drop {', '.join(grid_flags)}")
-        configs = [c.replace(device=args.device) for c in _scale_experiment(args.experiment, args.data or "cifar10")]
-        args.runs_dir = args.runs_dir or SCALE_RUNS_DIR  # where chapter 9 looks
+        configs = [c.replace(device=args.device) for c in _experiment(args.experiment, args.data or "cifar10")]
+        args.runs_dir = args.runs_dir or EXPERIMENT_STORES[args.experiment]  # where the book looks
     elif args.profile:
         from .experiments import PROFILES
 
@@ -290,13 +306,15 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0  # the FAILED lines name the runs
 
 
-def _scale_experiment(name: str, data: str) -> list[RunConfig]:
-    """The runs of one of chapter 9's experiments on ``data``; for the price of JPEG, the copies
-    re-encoded from ``data`` are made first where the data cache lacks them."""
+def _experiment(name: str, data: str) -> list[RunConfig]:
+    """The runs of a named experiment on ``data``; for the price of JPEG, the copies re-encoded
+    from ``data`` are made first where the data cache lacks them."""
     from . import experiments
 
     if name == "scale-ladder":
         return experiments.scale_ladder(data)
+    if name == "paper-on-cpu":
+        return experiments.paper_on_cpu(data)
     from .reencode import default_destination, reencode
 
     copies = {}

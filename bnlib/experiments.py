@@ -167,16 +167,18 @@ class Experiments:
 # Chapter 9's epoch ladder, between the cpu profile's 2 epochs and the paper's 160: ResNet-14 in
 # BN-only and All modes (Appendix B's schedule scaled: lr drops at 50% and 75% of training),
 # two seeds up to 16 epochs, and ResNet-32 BN-only at 16. Its store is data/runs/scale; both it
-# and the price of JPEG are trained by ``python -m bnlib sweep --experiment NAME`` (SCALE_EXPERIMENTS).
+# and the price of JPEG are trained by ``python -m bnlib sweep --experiment NAME`` (EXPERIMENT_STORES).
 LADDER_EPOCHS = (4, 8, 16, 32)
 LADDER_SEEDS = {4: 2, 8: 2, 16: 2, 32: 1}
 # The price of JPEG: the same two modes at 16 epochs on copies re-encoded at lower qualities.
 JPEG_QUALITIES = (50, 25)
 JPEG_EPOCHS = 16
 SCALE_RUNS_DIR = str(ROOT / "data" / "runs" / "scale")
-# ``sweep --experiment NAME``: the two by name (:mod:`bnlib.cli` re-encodes the copies the price
-# of JPEG trains on before it sweeps).
-SCALE_EXPERIMENTS = ("scale-ladder", "jpeg-price")
+PAPER_RUNS_DIR = PROFILES["paper"].runs_dir
+# ``sweep --experiment NAME``: each named experiment and the store it trains into by default,
+# where the book looks for it (:mod:`bnlib.cli` re-encodes the copies the price of JPEG trains
+# on before it sweeps).
+EXPERIMENT_STORES = {"scale-ladder": SCALE_RUNS_DIR, "jpeg-price": SCALE_RUNS_DIR, "paper-on-cpu": PAPER_RUNS_DIR}
 
 
 def scale_ladder(data: str) -> list[RunConfig]:
@@ -200,3 +202,33 @@ def jpeg_price(copies: dict[int, str]) -> list[RunConfig]:
     highest quality first."""
     return [RunConfig.from_flat(model="resnet-14", trainable=mode, epochs=JPEG_EPOCHS, seed=0, data=source)
             for quality, source in sorted(copies.items(), reverse=True) for mode in ("bn", "all")]
+
+
+# --------------------------------------------------------------------------- the paper's scale on a CPU
+
+def paper_on_cpu(data: str) -> list[RunConfig]:
+    """Appendix B's runs (160 epochs) that a 2-core CPU can train in days, in the order
+    ``sweep --experiment paper-on-cpu`` trains them: each step completes a figure or an
+    appendix at ResNet-14, or the ResNet-110 case study, before the next begins.
+
+    1. ResNet-14 None, BN+shortcut+output, shortcut+output and γ/β frozen: Figures 1 and 2
+       (All and BN-only, seed 0, are in the paper store already).
+    2. ResNet-110 BN-only: Figures 3, 5 and 7's case study.
+    3. Appendix D at ResNet-14: γ = 1, γ ~ U[-1, 1], γ = β = 1 in BN-only mode, γ = β = 1 in All.
+    4. Appendix E: γ/N, β/N, γ/β without normalisation.
+    5. Appendix C: He uniform, binary and orthogonal features (BN-only).
+    6. ResNet-110 None and All; seeds 1 and 2 of ResNet-14 BN-only and All.
+    """
+    def run(model: str, trainable: str, seed: int = 0, **fields) -> RunConfig:
+        return RunConfig.from_flat(model=model, trainable=trainable, seed=seed, epochs=PROFILES["paper"].epochs,
+                                   data=data, **fields)
+
+    figures = [run("resnet-14", mode) for mode in ("none", "bn,shortcut,output", "shortcut,output", "all,-bn")]
+    case_study = [run("resnet-110", "bn")]
+    appendix_d = [run("resnet-14", "bn", bn_init=init) for init in ("ones", "symmetric", "ones-beta-one")]
+    appendix_d.append(run("resnet-14", "all", bn_init="ones-beta-one"))
+    appendix_e = [run("resnet-14", "gamma"), run("resnet-14", "beta"), run("resnet-14", "bn", normalize=False)]
+    appendix_c = [run("resnet-14", "bn", feature_init=init) for init in ("he-uniform", "binary", "orthogonal")]
+    more = [run("resnet-110", "none"), run("resnet-110", "all")]
+    more += [run("resnet-14", mode, seed) for seed in (1, 2) for mode in ("bn", "all")]
+    return figures + case_study + appendix_d + appendix_e + appendix_c + more

@@ -63,3 +63,31 @@ def test_the_epoch_ladder_trains_one_seed_of_every_rung_before_any_second_seed()
     price = jpeg_price({25: "q25.tar.gz", 50: "q50.tar.gz"})
     assert [(c.data.data, c.train.trainable, c.train.epochs) for c in price] == [
         ("q50.tar.gz", "bn", 16), ("q50.tar.gz", "all", 16), ("q25.tar.gz", "bn", 16), ("q25.tar.gz", "all", 16)]
+
+
+def test_paper_on_cpu_lists_appendix_b_runs_one_figure_at_a_time():
+    """The paper's scale on a CPU: 160 epochs, seed 0 first, in the order that completes
+    Figures 1-2 at ResNet-14, then the ResNet-110 case study, then Appendices D, E and C."""
+    from bnlib.experiments import EXPERIMENT_STORES, PROFILES, paper_on_cpu
+
+    runs = paper_on_cpu("copy.tar.gz")
+    key = [(c.model.model, c.train.trainable, c.model.bn_init, c.model.feature_init, c.model.normalize, c.train.seed)
+           for c in runs]
+    assert len(key) == len(set(key)) == 21
+    assert {c.train.epochs for c in runs} == {160} and {c.data.data for c in runs} == {"copy.tar.gz"}
+    assert {c.train.lr_drops for c in runs} == {"0.5,0.75"} and {c.train.batch_size for c in runs} == {128}
+    assert key[:5] == [("resnet-14", m, "uniform", "he-normal", True, 0)
+                       for m in ("none", "bn,shortcut,output", "shortcut,output", "all,-bn")] + [
+        ("resnet-110", "bn", "uniform", "he-normal", True, 0)]
+    assert key[5:9] == [("resnet-14", "bn", i, "he-normal", True, 0) for i in ("ones", "symmetric", "ones-beta-one")] \
+        + [("resnet-14", "all", "ones-beta-one", "he-normal", True, 0)]
+    assert key[9:12] == [("resnet-14", "gamma", "uniform", "he-normal", True, 0),
+                         ("resnet-14", "beta", "uniform", "he-normal", True, 0),
+                         ("resnet-14", "bn", "uniform", "he-normal", False, 0)]
+    assert [k[3] for k in key[12:15]] == ["he-uniform", "binary", "orthogonal"]
+    assert key[15:17] == [("resnet-110", m, "uniform", "he-normal", True, 0) for m in ("none", "all")]
+    assert [(k[1], k[5]) for k in key[17:]] == [("bn", 1), ("all", 1), ("bn", 2), ("all", 2)]
+    assert EXPERIMENT_STORES["paper-on-cpu"] == PROFILES["paper"].runs_dir  # beside the GPU runs
+    # every run is one the paper profile's chapters look for: the book picks each up
+    paper = set(Plan.from_parameters("paper", data="copy.tar.gz").all_runs())
+    assert {c.replace(device="auto") for c in runs} <= paper
