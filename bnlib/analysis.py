@@ -200,15 +200,28 @@ def jpeg_price(bridge: pd.DataFrame, epochs: int = 16, model: str = "resnet-14")
                                       "copy's cost, extrapolated", "runs", "fewest seeds"])
 
 
+def load_weights(run_dir: str | Path) -> dict[str, torch.Tensor]:
+    """A finished run's final state dict in full, random features included, whether stored in
+    full or compact (:mod:`bnlib.compact` rebuilds the frozen tensors from the run's config and
+    checks them against their fingerprint)."""
+    return _stored_network(run_dir)[1]
+
+
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """A finished run's network with its final weights and BatchNorm statistics."""
-    config = RunConfig.from_flat(**run_config_fields(run_dir))
-    m = config.model
-    state = results.load_torch(Path(run_dir) / results.MODEL)
-    model = build(m.model, bn_init=m.bn_init, feature_init=m.feature_init, normalize=m.normalize,
-                  num_classes=_classes(m.model, state), device="cpu")
+    model, state = _stored_network(run_dir)
     model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def _stored_network(run_dir: str | Path) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    from . import compact
+
+    config = RunConfig.from_flat(**run_config_fields(run_dir))
+    stored = results.load_torch(Path(run_dir) / results.MODEL)
+    classes = stored["num_classes"] if compact.is_compact(stored) else _classes(config.model.model, stored)
+    model = compact.rebuild(config, classes)
+    return model, compact.expand(stored, model, config.train.trainable)
 
 
 def _classes(name: str, state: dict) -> int:

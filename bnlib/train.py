@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import compact
 from . import data as data_lib
 from . import results
 from .architectures import lookup
@@ -261,7 +262,7 @@ def train_pack(
             if stored is not None:
                 done[i] = stored
                 continue
-            states[i] = _trusted_checkpoint(folder)
+            states[i] = _trusted_checkpoint(folder, configs[i], len(dataset.classes))
             waiting.setdefault(states[i]["epoch"] if states[i] else 0, []).append(i)
         for group in waiting.values():
             trained = _train_group([configs[i] for i in group], [folders[i] for i in group], dataset, progress,
@@ -302,10 +303,12 @@ def stored_result(folder: Path, repair: tuple[RunConfig, data_lib.Dataset] | Non
         return None
 
 
-def _trusted_checkpoint(folder: Path) -> dict | None:
-    """The run's checkpoint, when it can be read and is this run's; otherwise it is set aside
-    and the run starts from scratch (its only earlier state). Checkpoints written before they
-    recorded their run's address are trusted."""
+def _trusted_checkpoint(folder: Path, config: RunConfig, num_classes: int) -> dict | None:
+    """The run's checkpoint, when it can be read and is this run's, with its model state in
+    full (a compact one, :mod:`bnlib.compact`, is rebuilt from the config and must match its
+    frozen tensors' fingerprint); otherwise it is set aside and the run starts from scratch (its
+    only earlier state). Checkpoints written before they recorded their run's address are
+    trusted."""
     path = folder / results.CHECKPOINT
     if not path.is_file():
         return None
@@ -318,6 +321,11 @@ def _trusted_checkpoint(folder: Path) -> dict | None:
         return None
     if state.get("address", folder.name) != folder.name:
         results.set_aside(path, f"belongs to run {state['address']}; the run starts from scratch")
+        return None
+    try:
+        state["model"] = compact.expand(state["model"], compact.rebuild(config, num_classes), config.train.trainable)
+    except compact.FrozenMismatch as error:
+        results.set_aside(path, f"{error}; the run starts from scratch")
         return None
     return state
 
@@ -421,11 +429,13 @@ def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_li
             if not math.isfinite(rows[i]["train_loss"]):
                 status[i] = "diverged"  # recorded, not raised: a sweep goes on past a diverged run
                 alive.remove(i)
-                _finish(folders[i], singles[i], model_states[i], metrics[i], "diverged", device, ds)
+                _finish(folders[i], configs[i], singles[i], model_states[i], metrics[i], "diverged", device, ds)
                 continue
             results.write_csv(folders[i] / results.METRICS, metrics[i], results.METRIC_COLUMNS)
             results.save_torch(folders[i] / results.CHECKPOINT, {
-                "address": folders[i].name, "epoch": epoch + 1, "model": model_states[i], "optimizer": optimizer_states[i], "metrics": metrics[i],
+                "address": folders[i].name, "epoch": epoch + 1,
+                "model": compact.stored(model_states[i], singles[i], configs[i]),
+                "optimizer": optimizer_states[i], "metrics": metrics[i],
             })
         measured.append(_clock() - began)
         if not alive:
@@ -433,7 +443,7 @@ def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_li
     if alive:
         final = split_state(model.state_dict(), r)
         for i in alive:
-            _finish(folders[i], singles[i], final[i], metrics[i], "complete", device, ds)
+            _finish(folders[i], configs[i], singles[i], final[i], metrics[i], "complete", device, ds)
     return [RunResult(str(folders[i]), status[i], metrics[i][-1]["test_accuracy"] if metrics[i] else None,
                       len(metrics[i]), cached=False, resumed_from_epoch=start) for i in range(r)]
 
@@ -545,14 +555,15 @@ def batchnorm_table(model: nn.Module) -> list[dict[str, Any]]:
     return rows
 
 
-def _finish(folder: Path, model: nn.Module, state: dict[str, torch.Tensor], metrics: list[dict[str, float]],
-            status: str, device: torch.device, ds: data_lib.Dataset) -> None:
-    """Write a finished run's files, ``result.json`` (the completion marker) last."""
+def _finish(folder: Path, config: RunConfig, model: nn.Module, state: dict[str, torch.Tensor],
+            metrics: list[dict[str, float]], status: str, device: torch.device, ds: data_lib.Dataset) -> None:
+    """Write a finished run's files, ``result.json`` (the completion marker) last; its weights
+    compact when its convolutions are frozen (:mod:`bnlib.compact`)."""
     model.load_state_dict(state)  # this replicate's final tensors, into its own single network
     results.write_csv(folder / results.METRICS, metrics, results.METRIC_COLUMNS)
     results.write_csv(folder / results.BATCHNORM, batchnorm_table(model),
                       ("layer", "channel", "gamma", "beta", "running_mean", "running_var"))
-    results.save_torch(folder / results.MODEL, {k: v.cpu().contiguous() for k, v in model.state_dict().items()})
+    results.save_torch(folder / results.MODEL, compact.stored(model.state_dict(), model, config))
     last = metrics[-1]
     results.write_json(folder / results.RESULT, {
         "status": status,

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnlib import ConfigError, RunConfig, models, results
+from bnlib import ConfigError, RunConfig, analysis, models, results
 from bnlib.freezing import PAPER_MODES, apply_trainable, canonical, parse_trainable
 from bnlib.train import train
 
@@ -43,7 +43,7 @@ def test_exactly_the_named_tensors_change(spec, tiny, runs):
     config = RunConfig.from_flat(model="resnet-8", trainable=spec, epochs=1, data="synthetic")
     result = train(config, runs, dataset=tiny)
     before = models.build("resnet-8").state_dict()
-    after = results.load_torch(f"{result.run_dir}/{results.MODEL}")
+    after = analysis.load_weights(result.run_dir)
     expected = expected_trainable(models.build("resnet-8"), spec)
     params = {n for n, _ in models.build("resnet-8").named_parameters()}
     assert expected <= params

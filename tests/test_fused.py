@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bnlib import ConfigError, RunConfig, models, results
+from bnlib import ConfigError, RunConfig, analysis, models, results
 from bnlib.train import train, train_replicates
 
 
@@ -42,8 +42,8 @@ def test_fused_replicate_matches_the_same_replicate_trained_alone(tiny, tmp_path
                              dataset=tiny)
     alone = train(config(1, channels_last=channels_last), tmp_path / "alone", dataset=tiny)
     assert [r.status for r in fused] == ["complete"] * 3 and len({r.run_dir for r in fused}) == 3
-    a = results.load_torch(f"{fused[1].run_dir}/{results.MODEL}")
-    b = results.load_torch(f"{alone.run_dir}/{results.MODEL}")
+    a = analysis.load_weights(fused[1].run_dir)
+    b = analysis.load_weights(alone.run_dir)
     for name in b:
         torch.testing.assert_close(a[name].float(), b[name].float(), rtol=1e-3, atol=1e-4, msg=name)
     assert abs(fused[1].test_accuracy - alone.test_accuracy) <= 1.0  # 128 test images: one image is 0.8
@@ -68,8 +68,8 @@ def test_fused_replicates_resume_from_their_checkpoints(tiny, tmp_path):
     whole = train_replicates(configs, tmp_path / "whole", dataset=tiny)
     assert [r.resumed_from_epoch for r in resumed] == [1, 1]
     for a, b in zip(resumed, whole):
-        sa = results.load_torch(f"{a.run_dir}/{results.MODEL}")
-        sb = results.load_torch(f"{b.run_dir}/{results.MODEL}")
+        sa = analysis.load_weights(a.run_dir)
+        sb = analysis.load_weights(b.run_dir)
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
@@ -83,7 +83,7 @@ def test_replicates_must_differ_only_in_seed(tiny, tmp_path):
 def test_bf16_keeps_batchnorm_in_fp32(tiny, tmp_path):
     result = train(config(0, precision="bf16", epochs=1), tmp_path, dataset=tiny)
     assert result.status == "complete"
-    state = results.load_torch(f"{result.run_dir}/{results.MODEL}")
+    state = analysis.load_weights(result.run_dir)
     assert state["bn.weight"].dtype == torch.float32 and state["bn.running_var"].dtype == torch.float32
     plain = train(config(0, epochs=1), tmp_path, dataset=tiny)
     assert plain.run_dir != result.run_dir  # precision changes numerics: a different run

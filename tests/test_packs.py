@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bnlib import ConfigError, RunConfig, models, results
+from bnlib import ConfigError, RunConfig, analysis, models, results
 from bnlib.architectures import build_network, family, lookup
 from bnlib.freezing import apply_trainable, trainable_names
 from bnlib.packs import Pack, PackSGD, plan_packs, trains_convolutions
@@ -23,7 +23,7 @@ def config(trainable, seed=0, **values):
 
 
 def final_state(run):
-    return results.load_torch(Path(run.run_dir) / results.MODEL)
+    return analysis.load_weights(run.run_dir)
 
 
 def assert_close_states(a, b):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bnlib import results
+from bnlib import analysis, results
 from bnlib.architectures import Network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -432,7 +432,7 @@ def test_a_killed_worker_on_a_ray_head_resumes_its_run_from_the_checkpoint(tmp_p
         torch.set_num_threads(threads)
     columns = ["epoch", "train_loss", "test_accuracy"]
     assert results.load_metrics_of(folder)[columns].equals(results.load_metrics_of(reference.run_dir)[columns])
-    resumed, uninterrupted = (results.load_torch(Path(f) / results.MODEL) for f in (folder, reference.run_dir))
+    resumed, uninterrupted = (analysis.load_weights(f) for f in (folder, reference.run_dir))
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
 

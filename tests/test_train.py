@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bnlib import ConfigError, RunConfig, results
+from bnlib import ConfigError, RunConfig, analysis, results
 from bnlib.train import learning_rate, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def config(**values):
 
 
 def final_state(result):
-    return results.load_torch(Path(result.run_dir) / results.MODEL)
+    return analysis.load_weights(result.run_dir)
 
 
 def assert_same_state(a, b):
@@ -191,8 +191,8 @@ def test_resume_after_kill_9(tmp_path):
     assert again.returncode == 0, again.stderr
     resumed = json.loads(again.stdout.strip().splitlines()[-1])
     assert resumed["resumed_from_epoch"] >= 1 and resumed["status"] == "complete"
-    a = results.load_torch(Path(whole_dir) / results.MODEL)
-    b = results.load_torch(Path(resumed["run_dir"]) / results.MODEL)
+    a = analysis.load_weights(whole_dir)
+    b = analysis.load_weights(resumed["run_dir"])
     assert_same_state(a, b)
 
 
