@@ -7,6 +7,8 @@ and in a test. Every figure carries the scale and data source of what it shows i
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -66,6 +68,14 @@ def learning_curves(metrics: pd.DataFrame, title: str) -> go.Figure:
                                  name=f"{model} {mode_name(mode)}{note}",
                                  line={"color": mode_colour(mode), "dash": dash(networks.index(model))},
                                  marker={"color": mode_colour(mode), "symbol": marker(networks.index(model))}))
+    if len(metrics):  # the longest run's learning-rate drops (bnlib.train.learning_rate's schedule)
+        from .train import lr_drop_fractions
+
+        longest = metrics.loc[metrics["epochs"].idxmax()]
+        for fraction in lr_drop_fractions(longest["lr_drops"]):
+            after = math.ceil(fraction * longest["epochs"])
+            fig.add_vline(x=after + 0.5, line={"dash": "dot", "color": "grey", "width": 1},
+                          annotation_text=f"lr ÷ 10 after epoch {after}", annotation_font_size=10)
     fig.update_layout(title=_title(title, metrics), xaxis_title="epoch", yaxis_title="test accuracy (%)",
                       template=TEMPLATE)
     return fig

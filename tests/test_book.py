@@ -266,6 +266,18 @@ def test_claims_fractions_and_inits_read_as_a_reader_reads_them(store, capsys):
     plan = Plan.from_parameters("smoke", runs_dir=str(store))
     clamped = book.clamped_table(book.clamping_curves(plan, runs)).data
     assert list(clamped.columns[:3]) == ["model", "mode", "unclamped"] and "|γ| < 0.01" in clamped.columns
+    curves = book.clamping_curves(plan, runs)  # each cell: the accuracy and the share of γ clamped
+    first = curves[(curves["keep"] == "value") & (curves["threshold"] == 0.1)].groupby(["model", "mode"], sort=False)
+    accuracy, fraction = first["test_accuracy"].mean(), first["fraction_clamped"].mean()
+    expected = {key: f"{accuracy[key]:.1f} ({100 * fraction[key]:.0f}% of γ)" for key in accuracy.index}
+    assert dict(zip(zip(clamped["model"], clamped["mode"]), clamped["|γ| < 0.1"])) == expected
+
+    versus = book.gamma_stats_vs_paper(analysis.gamma_table(runs), "resnet-14").data  # Figure 5: paper beside ours
+    assert list(versus.columns) == ["mode", "statistic", "paper", "ours"]
+    row = versus[(versus["mode"] == "All") & (versus["statistic"] == "|γ| < 0.1")].iloc[0]
+    ours = 100 * analysis.gamma_table(runs).query("model == 'resnet-14' and mode == 'All'")["gamma_frac_abs_below_0.1"].mean()
+    assert row["paper"] == "3.0%" and row["ours"] == f"{ours:.1f}%"
+    assert book.gamma_stats_vs_paper(analysis.gamma_table(runs), "resnet-8").data.empty  # the paper reports none
 
     capsys.readouterr()
     chapter = book.chapter_claims(plan, ("Figure 5", "Figure 6")).data
@@ -366,3 +378,39 @@ def test_a_chapter_shows_an_unreadable_run_as_a_note(store, tmp_path, capsys):
     out = capsys.readouterr().out
     assert len(table) == len(results.run_dirs(tmp_path / "runs")) - 1
     assert out.startswith("Note: skipped run") and str(damaged / results.RESULT) in out
+
+
+def test_the_case_study_at_160_epochs_is_drawn_as_the_paper_draws_it(tmp_path, monkeypatch):
+    """ResNet-110 runs in the paper store (as the CPU's paper-on-cpu list trains them) reach the
+    chapters' paper-scale sections with no edit: Figure 3's three curves with the learning-rate
+    drops at epochs 80 and 120, Figure 5's statistics beside the paper's, Figure 7 with the share
+    of γ each threshold clamps."""
+    import dataclasses
+
+    import numpy as np
+
+    from stores import write_run
+
+    paper_store = tmp_path / "paper"
+    rng = np.random.default_rng(0)
+    for mode, accuracy in (("all", 90.0), ("bn", 68.0), ("bn,shortcut,output", 73.0)):
+        write_run(paper_store, model="resnet-110", trainable=mode, seed=0, accuracy=accuracy, rng=rng, epochs=160)
+    monkeypatch.setitem(PROFILES, "paper", dataclasses.replace(PROFILES["paper"], runs_dir=str(paper_store),
+                                                               data="synthetic"))
+    monkeypatch.setitem(PROFILES, "cpu", dataclasses.replace(PROFILES["cpu"], runs_dir=str(tmp_path / "none")))
+    (other,) = book.other_scales(Plan.from_parameters("smoke", runs_dir=str(tmp_path / "smoke")))
+    assert other.profile.name == "paper" and other.case_study() == "resnet-110"
+
+    curves = book.with_labels(results.load_metrics(other.store))
+    figure = figures.learning_curves(curves[curves["model"] == other.case_study()], "Figure 3")
+    assert sorted(trace.name for trace in figure.data) == ["resnet-110 All", "resnet-110 BN", "resnet-110 BN+S+O"]
+    assert all(len(trace.x) == 160 and trace.mode == "lines" for trace in figure.data)
+    assert sorted(shape.x0 for shape in figure.layout.shapes) == [80.5, 120.5]  # lr ÷ 10 after epochs 80 and 120
+
+    found = book.stored(other, other.gamma_grid())
+    versus = book.gamma_stats_vs_paper(analysis.gamma_table(found), "resnet-110").data
+    assert len(versus) == 13 and "not run" not in set(versus["ours"])  # the paper's 13 statistics of ResNet-110
+    assert versus.set_index(["mode", "statistic"]).loc[("BN", "|γ| < 0.01"), "paper"] == "27.0%"
+
+    clamped = book.clamped_table(book.clamping_curves(other, found)).data.set_index("mode")
+    assert clamped.loc["BN", "|γ| < 0.1"].endswith("% of γ)")
