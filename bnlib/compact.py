@@ -32,10 +32,12 @@ class FrozenMismatch(ValueError):
 
 
 def applies(config: RunConfig) -> bool:
-    """Whether a run's state is kept compact: its convolutions do not train."""
+    """Whether a run's state is kept compact: its convolutions do not train, and its features
+    are drawn so that any machine redraws them exactly (:data:`bnlib.init.REDRAWN_EXACTLY`)."""
+    from .init import REDRAWN_EXACTLY
     from .packs import trains_convolutions
 
-    return not trains_convolutions(config)
+    return not trains_convolutions(config) and config.model.feature_init in REDRAWN_EXACTLY
 
 
 def fingerprint(tensors: dict[str, torch.Tensor]) -> str:

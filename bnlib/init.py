@@ -88,6 +88,13 @@ FEATURE_INITS: dict[str, Callable[[torch.Tensor, Generator], None]] = {
     "orthogonal": _orthogonal,
 }
 
+# Feature inits whose draws come out bit for bit the same under any torch build and on any CPU
+# (elementwise sampling from a seeded CPU generator), so a run's frozen features can be redrawn
+# instead of stored (bnlib.compact). Orthogonal features go through an SVD, whose last bits depend
+# on the LAPACK build: torch 2.11 on a GPU machine and torch 2.14.1 on a CPU drew other
+# orthogonal matrices from the same seed, while the other three inits agreed.
+REDRAWN_EXACTLY = frozenset({"he-normal", "he-uniform", "binary"})
+
 
 def check_names(bn_init: str, feature_init: str) -> None:
     if bn_init not in BN_INITS:

@@ -44,6 +44,14 @@ def test_runs_that_train_convolutions_keep_the_full_form(tiny, runs, monkeypatch
     assert not compact.is_compact(state) and conv_weights(state)
 
 
+def test_orthogonal_features_keep_the_full_form(tiny, runs, monkeypatch):
+    """An SVD's bits differ between LAPACK builds, so orthogonal features are stored, not redrawn."""
+    folder = stopped_after_one_epoch(config(trainable="bn", feature_init="orthogonal"), runs, tiny, monkeypatch)
+    state = results.load_torch(folder / results.CHECKPOINT)["model"]
+    assert not compact.is_compact(state) and conv_weights(state)
+    assert all(compact.applies(config(trainable="bn", feature_init=f)) for f in init.REDRAWN_EXACTLY)
+
+
 def test_a_changed_frozen_tensor_is_caught(tiny, tmp_path, monkeypatch, caplog):
     """Another torch or init that draws other random features: the checkpoint is set aside
     with one warning (the run starts again), and final weights refuse to load."""
