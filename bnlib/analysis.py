@@ -58,6 +58,21 @@ def seeds_note(runs: pd.DataFrame) -> str:
     return f"{low} seed(s)" if low == high else f"{low}-{high} seeds"
 
 
+def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:
+    """How far seeds of one experiment fall apart: per number of epochs, the experiments with
+    two seeds or more, and the median and largest range (max - min) of their test accuracies, in
+    points. The noise a claim's tolerance must stand above."""
+    done = runs[(runs["status"] == "complete")] if len(runs) else runs
+    columns = ["epochs", "experiments", "median range", "largest range"]
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    ranges = done.groupby([*EXPERIMENT, "epochs"], dropna=False)["test_accuracy"].agg(["count", "min", "max"])
+    ranges = ranges[ranges["count"] > 1]
+    ranges = (ranges["max"] - ranges["min"]).rename("range").reset_index()
+    table = ranges.groupby("epochs")["range"].agg(experiments="size", median="median", largest="max").reset_index()
+    return table.rename(columns={"median": "median range", "largest": "largest range"})[columns]
+
+
 def scale_note(runs: pd.DataFrame) -> str:
     """'2 epochs, 1-3 seeds, CIFAR-10, JPEG copy, AMD EPYC (2 threads)': the evidence behind a
     figure or a claim, down to the hardware it was trained on."""

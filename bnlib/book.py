@@ -273,10 +273,14 @@ CHAPTERS = {"Table 1": "02-architectures", "Figure 1": "03-gamma-beta-all", "Fig
 SCALES = ("paper", "scale", "cpu")  # 160-epoch GPU runs, the CPU epoch ladder, the 2-epoch CPU grid
 
 
+PAPER_EPOCHS = 160  # Appendix B's schedule: below it a verdict is a hint, not an answer
+
+
 def verdict(ids: tuple[str, ...] = HEADLINE, runs_root: Path | None = None) -> pd.DataFrame:
-    """Does it reproduce? One row per headline claim: the paper's value, ours at the largest scale
-    the book has for it (160-epoch GPU runs first, then the epoch ladder, then the 2-epoch CPU
-    grid), that scale, whether it holds, and the chapter. Computed from the stores and
+    """Does it reproduce? One row per headline claim: the paper's value, the rule it is judged
+    by, ours at the largest scale the book has for it (160-epoch runs first, then the epoch
+    ladder, then the 2-epoch CPU grid), whether it holds (in words, with the scale, where ours is
+    below the paper's 160 epochs), that scale and the chapter. Computed from the stores and
     data/paper/claims.csv only."""
     from . import claims
 
@@ -287,19 +291,40 @@ def verdict(ids: tuple[str, ...] = HEADLINE, runs_root: Path | None = None) -> p
     rows = []
     for claim in wanted.itertuples():
         row = next((board.loc[claim.id] for board in boards if board.loc[claim.id, "holds"] != "not run"), None)
+        scale = "" if row is None else row["scale"].split("; ", 1)[-1]  # epochs, seeds, data, hardware
+        epochs = max((int(e) for e in scale.split(" epochs", 1)[0].split("/")), default=0) if scale else 0
+        if row is None:
+            holds = "not yet run"
+        elif epochs >= PAPER_EPOCHS:
+            holds = row["holds"]
+        else:
+            holds = f"not yet at {PAPER_EPOCHS} epochs; at {scale.split(',', 1)[0]}: {row['holds']}"
+        paper = claims.reading(claim.paper_value, claim.quantity) if claim.paper_value == claim.paper_value \
+            else {"positive": "> 0", "negative": "< 0"}[claim.holds_if]
         rows.append({
-            "claim": claim.claim,
-            "paper": {"positive": "> 0", "negative": "< 0"}.get(claim.holds_if, claims.reading(claim.paper_value, claim.quantity)),
+            "claim": claim.claim, "paper": paper, "rule": claims.rule(pd.Series(claim._asdict())),
             "ours": "" if row is None else claims.reading(row["ours"], claim.quantity),
-            "holds": "not yet run" if row is None else row["holds"],
-            "our scale": "" if row is None else row["scale"].split("; ", 1)[-1],  # epochs, seeds, data, hardware
-            "chapter": CHAPTERS.get(claim.figure, ""),
+            "holds": holds, "our scale": scale, "chapter": CHAPTERS.get(claim.figure, ""),
         })
     return pd.DataFrame(rows)
 
 
-def verdict_html(table: pd.DataFrame, chapter_prefix: str = "chapters/") -> str:
-    """The verdict as an HTML table whose chapter column links to the chapter."""
+def verdict_summary(table: pd.DataFrame) -> str:
+    """The verdict in one sentence, counted from its table (:func:`verdict`)."""
+    at_scale = table[table["holds"].isin(["yes", "no"])]
+    smaller = table["holds"].str.startswith("not yet at").sum()
+    missing = (table["holds"] == "not yet run").sum()
+    held = (at_scale["holds"] == "yes").sum()
+    are = lambda n, verb="are": f"{n} {verb if n != 1 else {'are': 'is', 'do': 'does'}[verb]}"  # noqa: E731
+    return (f"Of the paper's {len(table)} headline claims, {are(len(at_scale))} answered at its {PAPER_EPOCHS} "
+            f"epochs: {held} hold{'s' if held == 1 else ''} and {are(len(at_scale) - held, 'do')} not. "
+            f"{are(smaller)} answered only by shorter runs, which hint at the answer but do not settle it, "
+            f"and {are(missing)} not run yet.")
+
+
+def verdict_html(table: pd.DataFrame, chapter_prefix: str = "../chapters/") -> str:
+    """The verdict as an HTML table whose chapter column links to the chapter (from the landing
+    page, book/index, the chapters are one folder up)."""
     table = table.assign(chapter=[f'<a href="{chapter_prefix}{c}.html">{int(c[:2])}</a>' if c else ""
                                   for c in table["chapter"]])
     return table.to_html(index=False, escape=False, classes="verdict", border=0)

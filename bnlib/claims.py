@@ -174,11 +174,16 @@ def _holds(claim: pd.Series, ours: float | None) -> str:
     return "yes" if abs(ours - paper) <= tolerance else "no"
 
 
-def _test(claim: pd.Series) -> str:
-    """What "holds" means for a claim, in words."""
+def rule(claim: pd.Series) -> str:
+    """What "holds" means for a claim, in words: the sign a trend must have, or how far from the
+    paper's value ours may fall (in points for accuracies and fractions)."""
     if claim["holds_if"] in ("negative", "positive"):
         return f"ours {'<' if claim['holds_if'] == 'negative' else '>'} 0"
-    return f"within ±{float(claim['tolerance']):g} of the paper"
+    tolerance, quantity = float(claim["tolerance"]), claim["quantity"]
+    if "ratio" in quantity or "slope" in quantity:
+        return f"within ±{tolerance:.2f} of the paper"
+    points = 100 * tolerance if quantity.startswith("gamma_frac") or quantity.endswith("_frac") else tolerance
+    return f"within ±{points:g} point{'' if points == 1 else 's'} of the paper"
 
 
 def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -193,7 +198,7 @@ def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.Dat
             "id": claim["id"], "figure": claim["figure"], "claim": claim["claim"], "quantity": claim["quantity"],
             "kind": "trend" if claim["holds_if"] in ("negative", "positive") else "value",
             "paper": claim["paper_value"], "ours": None if ours is None else round(ours, 3),
-            "holds if": _test(claim), "holds": _holds(claim, ours), "per seed": _per_seed(claim, runs, used),
+            "holds if": rule(claim), "holds": _holds(claim, ours), "per seed": _per_seed(claim, runs, used),
             "scale": _scale(used),
         })
     return pd.DataFrame(rows)

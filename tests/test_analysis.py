@@ -192,3 +192,17 @@ def test_jpeg_price_fits_accuracy_against_quality():
     assert set(price["fewest seeds"]) == {1}
     twice = analysis.jpeg_price(pd.concat([rows, rows[rows["mode"] == "All"]])).set_index("mode")
     assert twice.loc["All", "runs"] == 4 and twice.loc["All", "fewest seeds"] == 2 and twice.loc["BN", "fewest seeds"] == 1
+
+
+def test_seed_spread_is_the_range_between_seeds_of_one_experiment():
+    import pandas as pd
+
+    from bnlib.analysis import seed_spread
+
+    runs = pd.DataFrame({"model": "resnet-14", "trainable": ["bn", "bn", "bn", "all", "all", "none"],
+                         "bn_init": "uniform", "feature_init": "he-normal", "normalize": True,
+                         "epochs": 2, "seed": [0, 1, 2, 0, 1, 0], "status": "complete",
+                         "test_accuracy": [40.0, 43.5, 41.0, 60.0, 61.0, 10.0]})
+    table = seed_spread(runs)
+    assert table.to_dict("records") == [{"epochs": 2, "experiments": 2, "median range": 2.25, "largest range": 3.5}]
+    assert seed_spread(runs[runs["trainable"] == "none"]).empty  # one seed: no spread to measure

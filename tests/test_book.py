@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from bnlib import analysis, book, figures, results
+from bnlib.links import broken_links
 from bnlib.plan import PROFILES, Plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,6 +195,19 @@ def test_built_book_renders_a_plotly_figure(tmp_path):
         assert not re.search(r"\b\d(\.\d+)?e[+-]\d{2}\b", visible), (page.name, re.search(r".{40}\de[+-]\d\d.{20}", visible))
         if ".show()" in sources.get(page.stem, "") or page.stem == "resnet-8":
             assert "plot-container plotly" in dom, page.name
+    assert broken_links(html) == []  # every href and src of every page, anchors too
+
+
+def test_the_link_checker_finds_missing_files_and_anchors(tmp_path):
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "chapters" / "one.html").write_text("<h1 id='top'>One</h1><img src='../missing.png'>")
+    (tmp_path / "index.html").write_text(
+        "<a href='chapters/one.html#top'>fine</a> <a href='chapters/one.html#gone'>no anchor</a> "
+        "<a href='book/chapters/one.html'>no file</a> <a href='https://example.org/x'>off the site</a> "
+        "<a href='#here' id='here'>self</a> <link rel='stylesheet' href='style.css?v=1'>")
+    (tmp_path / "style.css").write_text("")
+    assert broken_links(tmp_path) == ["chapters/one.html: ../missing.png", "index.html: book/chapters/one.html",
+                                      "index.html: chapters/one.html#gone"]
 
 
 def test_the_verdict_answers_each_headline_claim_at_the_largest_scale(store, tmp_path):
@@ -204,17 +218,34 @@ def test_the_verdict_answers_each_headline_claim_at_the_largest_scale(store, tmp
     root = tmp_path / "runs"
     shutil.copytree(store, root / "cpu")
     table = book.verdict(runs_root=root)
-    assert list(table.columns) == ["claim", "paper", "ours", "holds", "our scale", "chapter"]
-    assert len(table) == len(book.HEADLINE) and set(table["holds"]) <= {"yes", "no", "not yet run"}
+    assert list(table.columns) == ["claim", "paper", "rule", "ours", "holds", "our scale", "chapter"]
+    assert len(table) == len(book.HEADLINE)
+    # the fixture's runs are 1-epoch runs: no claim reads as a bare yes/no, each names its scale
+    assert set(table["holds"]) <= {"not yet run", "not yet at 160 epochs; at 1 epochs: yes",
+                                   "not yet at 160 epochs; at 1 epochs: no"}
     assert (table["holds"] == "not yet run").any()  # the fixture has no ResNet-110
     answered = table[table["holds"] != "not yet run"]
     assert len(answered) and all(s.startswith("1 epochs, ") and "synthetic" in s for s in answered["our scale"])
     assert not table[["paper", "ours"]].apply(lambda c: c.str.contains("e[+-]", regex=True)).any().any()
-    known = set(claims.load_claims()["id"])
-    assert set(book.HEADLINE) <= known and all(book.CHAPTERS.get(f) for f in claims.load_claims().set_index("id")
-                                               .loc[list(book.HEADLINE), "figure"])
-    html = book.verdict_html(table)
-    assert '<a href="chapters/04-training-only-batchnorm.html">4</a>' in html and "<th>holds</th>" in html
+    known = claims.load_claims().set_index("id")
+    assert set(book.HEADLINE) <= set(known.index) and all(book.CHAPTERS.get(f) for f in known.loc[list(book.HEADLINE), "figure"])
+    # one paper value per claim: the number claims.csv states, wherever it states one
+    gain = table[table["claim"] == known.loc["bnso-gain-14", "claim"]].iloc[0]
+    assert (gain["paper"], gain["rule"]) == ("15.0", "ours > 0")
+    assert set(table.loc[table["claim"] == known.loc["bn-14", "claim"], "rule"]) == {"within ±2 points of the paper"}
+    sentence = book.verdict_summary(table)
+    assert sentence.startswith(f"Of the paper's {len(table)} headline claims, 0 are answered at its 160 epochs")
+    assert re.search(rf"\b{len(answered)} (is|are) answered only by shorter runs", sentence)
+    assert re.search(rf"\b{(table['holds'] == 'not yet run').sum()} (is|are) not run yet", sentence)
+    html = book.verdict_html(table)  # the landing page is book/index.html: chapters are one folder up
+    assert '<a href="../chapters/04-training-only-batchnorm.html">4</a>' in html and "<th>holds</th>" in html
+
+
+def test_the_verdict_counts_answers_at_the_papers_scale_apart():
+    table = pd.DataFrame({"holds": ["yes", "yes", "no", "not yet at 160 epochs; at 2 epochs: no", "not yet run"]})
+    assert book.verdict_summary(table) == (
+        "Of the paper's 5 headline claims, 3 are answered at its 160 epochs: 2 hold and 1 does not. 1 is answered "
+        "only by shorter runs, which hint at the answer but do not settle it, and 1 is not run yet.")
 
 
 def test_the_landing_page_shows_the_verdict():
