@@ -289,22 +289,22 @@ def verdict(ids: tuple[str, ...] = HEADLINE, runs_root: Path | None = None) -> p
     boards = [claims.scoreboard(results.load(root / name), wanted).set_index("id")
               for name in SCALES if results.run_dirs(root / name)]
     rows = []
-    for claim in wanted.itertuples():
-        row = next((board.loc[claim.id] for board in boards if board.loc[claim.id, "holds"] != "not run"), None)
+    for _, claim in wanted.iterrows():
+        row = next((board.loc[claim["id"]] for board in boards if board.loc[claim["id"], "holds"] != "not run"), None)
         scale = "" if row is None else row["scale"].split("; ", 1)[-1]  # epochs, seeds, data, hardware
-        epochs = max((int(e) for e in scale.split(" epochs", 1)[0].split("/")), default=0) if scale else 0
         if row is None:
             holds = "not yet run"
-        elif epochs >= PAPER_EPOCHS:
+        elif row["epochs"] >= PAPER_EPOCHS:
             holds = row["holds"]
         else:
             holds = f"not yet at {PAPER_EPOCHS} epochs; at {scale.split(',', 1)[0]}: {row['holds']}"
-        paper = claims.reading(claim.paper_value, claim.quantity) if claim.paper_value == claim.paper_value \
-            else {"positive": "> 0", "negative": "< 0"}[claim.holds_if]
+        # the paper's own value wherever claims.csv states one, else the sign of its trend
+        paper = claims.reading(claim["paper_value"], claim["quantity"]) \
+            or {"positive": "> 0", "negative": "< 0"}[claim["holds_if"]]
         rows.append({
-            "claim": claim.claim, "paper": paper, "rule": claims.rule(pd.Series(claim._asdict())),
-            "ours": "" if row is None else claims.reading(row["ours"], claim.quantity),
-            "holds": holds, "our scale": scale, "chapter": CHAPTERS.get(claim.figure, ""),
+            "claim": claim["claim"], "paper": paper, "rule": claims.rule(claim),
+            "ours": "" if row is None else claims.reading(row["ours"], claim["quantity"]),
+            "holds": holds, "our scale": scale, "chapter": CHAPTERS.get(claim["figure"], ""),
         })
     return pd.DataFrame(rows)
 

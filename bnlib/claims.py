@@ -189,7 +189,7 @@ def rule(claim: pd.Series) -> str:
 def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim: the paper's value, ours (the mean over seeds), whether it holds (within
     the claim's tolerance of the paper's value, or with the paper's sign for a trend), ours seed
-    by seed where there are several, and the scale of ours."""
+    by seed where there are several, and the scale of ours (``epochs``: the longest of its runs)."""
     claims = load_claims() if claims is None else claims
     rows = []
     for _, claim in claims.iterrows():
@@ -199,7 +199,7 @@ def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.Dat
             "kind": "trend" if claim["holds_if"] in ("negative", "positive") else "value",
             "paper": claim["paper_value"], "ours": None if ours is None else round(ours, 3),
             "holds if": rule(claim), "holds": _holds(claim, ours), "per seed": _per_seed(claim, runs, used),
-            "scale": _scale(used),
+            "scale": _scale(used), "epochs": int(used["epochs"].max()) if len(used) else None,
         })
     return pd.DataFrame(rows)
 

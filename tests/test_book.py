@@ -232,6 +232,8 @@ def test_the_verdict_answers_each_headline_claim_at_the_largest_scale(store, tmp
     # one paper value per claim: the number claims.csv states, wherever it states one
     gain = table[table["claim"] == known.loc["bnso-gain-14", "claim"]].iloc[0]
     assert (gain["paper"], gain["rule"]) == ("15.0", "ours > 0")
+    spike = table[table["claim"] == known.loc["gamma-spike-14", "claim"]].iloc[0]  # a trend with no number
+    assert (spike["paper"], spike["rule"]) == ("> 0", "ours > 0")
     assert set(table.loc[table["claim"] == known.loc["bn-14", "claim"], "rule"]) == {"within ±2 points of the paper"}
     sentence = book.verdict_summary(table)
     assert sentence.startswith(f"Of the paper's {len(table)} headline claims, 0 are answered at its 160 epochs")

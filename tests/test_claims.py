@@ -52,7 +52,10 @@ def test_trend_claims_hold_by_sign(store, tmp_path, monkeypatch):
     slope = analysis.doubling_slope(pd.Series([analysis.batchnorm_parameters(m) for m in bn.index]), bn.reset_index(drop=True))[0]
     assert board.loc["depth-helps-bn", "ours"] == pytest.approx(slope, abs=1e-3)
     assert board.loc["width-helps-bn", "holds"] == "not run"  # no wrn-* networks in this store
-    assert board.loc["bn-14", "holds if"] == "within ±2 of the paper"
+    assert board.loc["bn-14", "holds if"] == "within ±2 points of the paper"
+    assert board.loc["gamma-001-bn-14", "holds if"] == "within ±5 points of the paper"  # a fraction's 0.05
+    assert board.loc["slope-ratio", "holds if"] == "within ±0.10 of the paper"
+    assert board.loc["bn-init-ones", "holds if"] == "within ±1 point of the paper"
     for other in ("cpu", "paper"):  # this store alone: other scales have their own test (test_book)
         monkeypatch.setitem(PROFILES, other, dataclasses.replace(PROFILES[other], runs_dir=str(tmp_path / "none")))
     plan = Plan.from_parameters("smoke", runs_dir=str(store))
