@@ -37,8 +37,10 @@ The planner (:func:`plan_packs`) groups the runs of a sweep into packs by these 
    as fit it by the family's ``memory(network, batch_size)`` estimate (times the pack size);
    a run that does not fit alone is a pack of one (validation then refuses it with a clear
    error). A group larger than that is cut into packs of as equal sizes as possible.
-4. The order is deterministic: groups in the order of their first run in the input, runs in
-   input order within each pack; a run given twice (the same address) is planned once.
+4. The order is deterministic and follows the input: packs in the order of their first run in
+   it, runs in input order within each pack, so that with ``max_runs=1`` the packs are the
+   input's runs in its order (a list such as ``paper-on-cpu`` trains in the order it gives);
+   a run given twice (the same address) is planned once.
 """
 
 from __future__ import annotations
@@ -303,12 +305,12 @@ def plan_packs(configs: Sequence[RunConfig], max_runs: int = 8,
     from .results import address
 
     groups: dict[tuple, list[RunConfig]] = {}
-    seen: set[str] = set()
+    position: dict[str, int] = {}
     for config in configs:
         identity = address(config, "")
-        if identity in seen:
+        if identity in position:
             continue
-        seen.add(identity)
+        position[identity] = len(position)
         groups.setdefault((pack_key(config), trains_convolutions(config)), []).append(config)
     packs = []
     for members in groups.values():
@@ -320,4 +322,5 @@ def plan_packs(configs: Sequence[RunConfig], max_runs: int = 8,
             end = start + base + (i < extra)
             packs.append(members[start:end])
             start = end
-    return packs
+    # a later group's packs go between an earlier group's where its first run comes first
+    return sorted(packs, key=lambda pack: position[address(pack[0], "")])

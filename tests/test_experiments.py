@@ -88,6 +88,10 @@ def test_paper_on_cpu_lists_appendix_b_runs_one_figure_at_a_time():
     assert key[15:17] == [("resnet-110", m, "uniform", "he-normal", True, 0) for m in ("none", "all")]
     assert [(k[1], k[5]) for k in key[17:]] == [("bn", 1), ("all", 1), ("bn", 2), ("all", 2)]
     assert EXPERIMENT_STORES["paper-on-cpu"] == PROFILES["paper"].runs_dir  # beside the GPU runs
+    # the sweep trains it one run at a time in this order (the planner groups frozen-convolution
+    # runs apart from the others, and once sent all,-bn and ResNet-110 to the end of the list)
+    from bnlib.packs import plan_packs
+    assert [c for p in plan_packs(runs, max_runs=1) for c in p] == runs
     # every run is one the paper profile's chapters look for: the book picks each up
     paper = set(Plan.from_parameters("paper", data="copy.tar.gz").all_runs())
     assert {c.replace(device="auto") for c in runs} <= paper

@@ -219,6 +219,9 @@ def test_planner_groups_by_network_normalize_and_frozen_convolutions():
     assert [c.train.trainable for c in packs[1]] == [m for m in MODES[2:] for _ in (0, 1)]
     assert plan_packs(list(reversed(grid)), max_runs=64)[0][0].model.model == "resnet-14"
     assert plan_packs(grid, max_runs=64) == packs  # deterministic
+    # one run per pack: the input's order, whichever group each run falls in
+    assert [c for p in plan_packs(grid, max_runs=1) for c in p] == grid
+    assert [c for p in plan_packs(grid[::-1], max_runs=1) for c in p] == grid[::-1]
 
 
 def test_planner_keeps_everything_else_apart_and_each_run_once():
