@@ -3,10 +3,12 @@ live clamping explorer. Chapters call these; they hold no logic of their own."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pandas as pd
+from IPython.display import Markdown
 
 from . import analysis, data as data_lib, results
 from .freezing import paper_label
@@ -77,6 +79,84 @@ def other_scales(plan: Plan) -> list[Plan]:
     return [other for other in others if results.run_dirs(other.store)]
 
 
+def by_scale(plan: Plan, grid: str) -> list[tuple[Plan, pd.DataFrame]]:
+    """A figure's runs in every store the book ships, the largest scale first: ``grid`` names
+    the plan's method that lists them (``"figure2"``, ``"gamma_grid"``, ...). Each item is a
+    store's plan and its runs, labelled; stores without any are left out. The chapter's own
+    store trains or lists its missing runs (:meth:`Plan.ensure`); the others show what they
+    hold. A chapter leads with the first item and folds the rest away below it: a trend read
+    at 2 epochs says little of the paper's 160."""
+    found = [(plan, with_labels(plan.ensure(getattr(plan, grid)())))]
+    found += [(other, stored(other, getattr(other, grid)())) for other in other_scales(plan)]
+    found = [(source, runs) for source, runs in found if len(runs)]
+    return sorted(found, key=lambda item: -int(item[1]["epochs"].max()))  # stable: ties keep the chapter's first
+
+
+def network_scales(plan: Plan, network: str) -> list[tuple[Plan, pd.DataFrame]]:
+    """:func:`by_scale` for a network page: every run of ``network`` that the profiles' grids
+    hold (Figures 1 and 2 and, where the profile runs them on it, Appendices C-E), in every
+    store, the largest scale first. The grids are the whole profile's, so a page calls missing
+    only what its profile really lacks."""
+    def of(source: Plan) -> list:
+        return [c for c in source.all_runs() if c.model.model == network]
+
+    found = [(plan, with_labels(plan.ensure(of(plan))))]
+    found += [(other, stored(other, of(other))) for other in other_scales(plan)]
+    found = [(source, runs) for source, runs in found if len(runs)]
+    return sorted(found, key=lambda item: -int(item[1]["epochs"].max()))
+
+
+def default_inits(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs (or metrics) under the paper's default initialisations and normalisation (γ ~
+    U[0, 1], β = 0, He normal features): those of Figures 1-3 and 5-7, which must not pool
+    Appendix C-E's runs."""
+    if runs.empty:
+        return runs
+    return runs[(runs["bn_init"] == "uniform") & (runs["feature_init"] == "he-normal")
+                & runs["normalize"].astype(bool)]
+
+
+def scale_heading(source: Plan, runs: pd.DataFrame) -> str:
+    """What a section's runs are, in a line above it: "160 epochs, the paper's schedule (paper
+    profile, data/runs/paper): 1 seed(s), CIFAR-10, JPEG copy, NVIDIA H200"."""
+    epochs = int(runs["epochs"].max())
+    kind = "the paper's schedule" if epochs >= PAPER_EPOCHS else f"shorter than the paper's {PAPER_EPOCHS}"
+    note = analysis.scale_note(runs).split(", ", 1)[-1]  # the epochs are said first
+    return f"At {epochs} epochs, {kind} ({source.profile.name} profile, {shown(source.store)}): {note}"
+
+
+def show_scales(scales: list[tuple[Plan, pd.DataFrame]], section, none: str = "") -> None:
+    """Draw each item of :func:`by_scale` with ``section(source, runs)`` under its heading
+    (:func:`scale_heading`); ``none`` is printed when there is no item (a figure no store has
+    run yet)."""
+    from IPython.display import Markdown, display
+
+    if not scales and none:
+        print(none)
+    for source, runs in scales:
+        display(Markdown(f"**{scale_heading(source, runs)}**"))
+        section(source, runs)
+
+
+def conclusion_lines(source: Plan, figures: tuple[str, ...], ids: str = "") -> list[str]:
+    """A section's conclusion, computed from its store: a sentence per claim of ``figures`` (or
+    whose id matches ``ids``) that the store answers, ours against the paper's value and
+    whether it holds by the claim's rule; below the paper's epochs, said to be a hint."""
+    from . import claims
+
+    board = claims.scoreboard(results.load(source.store))
+    chosen = board["figure"].isin(figures) | (board["id"].str.contains(ids) if ids else False)
+    lines = []
+    for _, row in board[chosen & (board["holds"] != "not run")].iterrows():
+        rule = row["holds if"]
+        paper = claims.reading(row["paper"], row["quantity"]) or ("< 0" if rule.startswith("ours <") else "> 0")
+        verdict = "holds" if row["holds"] == "yes" else "does not hold"
+        hint = "" if row["epochs"] >= PAPER_EPOCHS else f"; at {int(row['epochs'])} epochs, a hint, not an answer"
+        lines.append(f"{row['claim']}: ours {claims.reading(row['ours'], row['quantity'])}, the paper {paper}; "
+                     f"it {verdict} by its rule, {rule}{hint}.")
+    return lines
+
+
 def paper_vs_ours(plan: Plan, figures: tuple[str, ...], ids: str = "") -> pd.DataFrame:
     """The scoreboard's rows for a chapter: claims about ``figures`` or whose id matches the
     regular expression ``ids``, the paper's value beside ours and the scale of ours: first from
@@ -86,12 +166,13 @@ def paper_vs_ours(plan: Plan, figures: tuple[str, ...], ids: str = "") -> pd.Dat
     boards = []
     for i, source in enumerate([plan, *other_scales(plan)]):
         board = claims.scoreboard(results.load(source.store))
-        board = board.assign(results=source.profile.name, order=range(len(board)))  # the claims' order
+        board = board.assign(results=source.profile.name, order=range(len(board)), length=source.n_epochs)
         chosen = board["figure"].isin(figures) | (board["id"].str.contains(ids) if ids else False)
         answered = (board["holds"] != "not run") if i else True  # another scale: only what it ran
         boards.append(board[chosen & answered])
-    table = pd.concat(boards).sort_values("order", kind="stable")
-    return table.drop(columns=["order"]).set_index(["id", "results"])
+    # the largest scale first, each scale's claims in the claims' order
+    table = pd.concat(boards).sort_values(["length", "order"], ascending=[False, True], kind="stable")
+    return table.drop(columns=["order", "length"]).set_index(["id", "results"])
 
 
 def chapter_claims(plan: Plan, figures: tuple[str, ...], ids: str = ""):
@@ -187,6 +268,22 @@ def _store_of(run_dir: str) -> str:
     return f"data/runs/{Path(run_dir).parent.name}"
 
 
+def profile_estimates(path: Path | None = None):
+    """The device-hours ``python -m bnlib estimate --out`` projected for whole profiles
+    (``data/benchmarks/estimates.jsonl``): profile, pack, hardware, torch, date, hours of the
+    whole profile; a line saying how to measure them where none is stored."""
+    from .estimate import ESTIMATES
+
+    path = path or ESTIMATES
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    if not rows:
+        return Markdown("No projection of a whole profile is stored yet: `python -m bnlib estimate --profile paper "
+                        "--out` measures one on your machine (idle: a busy machine projects several times too long).")
+    columns = ["profile", "pack", "hardware", "torch_version", "date", "hours"]
+    return table(pd.DataFrame(rows).reindex(columns=columns).rename(
+        columns={"torch_version": "torch", "hours": "device-hours, whole profile"}))
+
+
 def unfinished(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of a table (labelled, as :func:`with_labels` makes them) that did not finish,
     and how far each got: store, model, mode, seed, epochs, reached, status."""
@@ -228,6 +325,41 @@ def _evaluable_here(plan: Plan, run: pd.Series) -> bool:
     """Whether a stored run can be re-evaluated on this machine: its weights (committed for small
     runs only) and the data it was trained on are both here."""
     return (Path(run["run_dir"]) / results.MODEL).is_file() and plan.fingerprint() == run["data_fingerprint"]
+
+
+# How a reader opens a chapter where its widgets run (the README's command, from a clone).
+OPEN_IN_JUPYTER = "bash scripts/lab.sh"
+
+
+def live_section(plan: Plan) -> None:
+    """Chapter 7's live section: the live clamping widget (:func:`clamping_explorer`) of a
+    BatchNorm-only run whose weights and data are here, where the page says it works and how to
+    open it, then the static slider of the same run (precomputed thresholds), which a static
+    page can move too."""
+    from IPython.display import display
+
+    from . import figures
+
+    runs = with_labels(plan.ensure(plan.gamma_grid()))
+    live = live_run(plan, runs)
+    print(f"The slider below is live only in Jupyter, where a kernel runs the network: a static page "
+          f"shows nothing there. Open this chapter in JupyterLab with `{OPEN_IN_JUPYTER}` (see the README), "
+          "run all cells, and move it.")
+    if live is None:
+        print(f"No BatchNorm-only run with its weights and its data on this machine: the book ships the weights of "
+              f"its small runs, and re-evaluating them needs the data they were trained on "
+              f"({results.data_name(plan.data_source)} here). Or train one into a store of your own, then re-run "
+              f"this chapter with runs_dir='runs':\n  python -m bnlib train --model {plan.case_study()} --trainable bn "
+              f"--epochs {plan.n_epochs} --data {plan.shown_data} --runs-dir runs")
+        return
+    print(f"Live: {shown(live)} (move the threshold; the accuracy is computed on the test set now)")
+    display(clamping_explorer(plan, live))
+    run = with_labels(results.load(Path(live).parent))
+    run = run[run["run_dir"] == str(live)]
+    curve = clamping_curves(plan, run)
+    if len(curve):
+        print("The same run in the static page: each threshold's accuracy precomputed (clamping.csv)")
+        figures.clamping_slider(curve, run, list(run["model"])).show()
 
 
 def clamping_explorer(plan: Plan, run_dir: str):
@@ -424,6 +556,20 @@ def clamped_table(curves: pd.DataFrame):
     return table(cells.reset_index())
 
 
+def binarised_table(curves: pd.DataFrame):
+    """Section 5 as a table for reading: test accuracy (%) after clamping |γ| below the
+    threshold to 0 and setting every other γ to ±1, or to ± the mean |γ|, mean over seeds, a
+    row per network and mode, beside the unclamped accuracy (chance is 10%)."""
+    names = {"value": "unclamped", "one": "others to ±1", "mean": "others to ±mean|γ|"}
+    chosen = curves[(curves["keep"] != "value") | (curves["threshold"] == 0)] if len(curves) else curves
+    if chosen.empty:
+        return table(pd.DataFrame(columns=["model", "mode", *names.values()]))
+    cells = chosen.assign(kind=[names[k] if k == "value" else f"|γ| < {t:g} to 0, {names[k]}"
+                                for k, t in zip(chosen["keep"], chosen["threshold"])])
+    return table(cells.pivot_table(index=["model", "mode"], columns="kind", values="test_accuracy", sort=False)
+                 .reset_index().rename_axis(columns=None))
+
+
 def inventory_table(inventory: pd.DataFrame):
     """:func:`bnlib.analysis.run_inventory` for reading: the paper's names of modes and
     initialisations, readable headers, and the hardware and data said once above the table
@@ -450,6 +596,27 @@ def readable_claims(board: pd.DataFrame) -> pd.DataFrame:
                            for c in columns}).drop(columns="quantity")
 
 
+def claim_networks(claim: pd.Series) -> set[str]:
+    """The networks a claim's runs are of: its own, and the one it compares with (``reference``
+    ``network=...``)."""
+    reference = str(claim["reference"]) if claim["reference"] == claim["reference"] else ""
+    return {claim["network"]} | ({reference.removeprefix("network=")} if reference.startswith("network=") else set())
+
+
+def _commands_for(ids: pd.Series, plan: Plan | None) -> dict[str, list[str]]:
+    """The sweep that makes each claim's runs: the chapter's profile where its grid has the
+    claim's networks, else the paper profile (every network of the paper)."""
+    from . import claims
+
+    by_id = claims.load_claims().set_index("id")
+    commands: dict[str, list[str]] = {}
+    for claim_id in ids:
+        profile = plan.profile.name if plan is not None and claim_networks(by_id.loc[claim_id]) <= set(
+            plan.networks()) else "paper"
+        commands.setdefault(f"python -m bnlib sweep --profile {profile}", []).append(claim_id)
+    return commands
+
+
 def claims_table(board: pd.DataFrame, plan: Plan | None = None,
                  columns: tuple[str, ...] = ("id", "claim", "paper", "ours", "holds", "per seed", "scale")):
     """A scoreboard as a reader reads it: the claims its runs answer, then one line per chapter
@@ -457,12 +624,11 @@ def claims_table(board: pd.DataFrame, plan: Plan | None = None,
     answered = readable_claims(board[board["holds"] != "not run"])
     missing = board[board["holds"] == "not run"]
     if len(missing):
-        command = (f"python -m bnlib sweep --profile {plan.profile.name}" if plan is not None
-                   else "python -m bnlib sweep --profile paper")
         for chapter, part in missing.groupby(missing["figure"].map(lambda f: CHAPTERS.get(f, "")), sort=True):
             where = f"chapter {int(chapter[:2])}" if chapter else "other"
-            print(f"{where}: {len(part)} claim(s) not run at this scale ({', '.join(part['id'])}); run them with "
-                  f"{command}")
+            for command, ids in _commands_for(part["id"], plan).items():
+                print(f"{where}: {len(ids)} claim(s) not run at this scale ({', '.join(ids)}); run them with "
+                      f"{command}")
     return table(answered[[c for c in columns if c in answered.columns]])
 
 
@@ -480,19 +646,32 @@ def scale_bridge(models: tuple[str, ...] = ("resnet-14", "resnet-32"), modes: tu
         return pd.DataFrame(columns=analysis.SCALE_COLUMNS)
     from .claims import on_recipe
 
-    default = (runs["bn_init"] == "uniform") & (runs["feature_init"] == "he-normal") & (runs["normalize"].astype(bool))
-    chosen = runs[runs["model"].isin(models) & runs["mode"].isin(modes) & default & on_recipe(runs, reencoded)]
+    runs = default_inits(runs)
+    chosen = runs[runs["model"].isin(models) & runs["mode"].isin(modes) & on_recipe(runs, reencoded)]
     return analysis.scale_rows(chosen)
 
 
 def scale_lines(bridge: pd.DataFrame, value: str, unit: str = "%", scale: float = 1.0) -> list[str]:
     """One line per network and mode: ``value`` at each training length, mean over seeds (the
-    chapter's text about what changes with training length is computed, not typed)."""
+    chapter's text about what changes with training length is computed, not typed), and how
+    sure it is: the seeds behind each length, whether the means fall in order, and how far two
+    seeds of one length lie apart."""
     lines = []
     for (model, mode), part in bridge.groupby(["model", "mode"], sort=False):
-        means = part.groupby("epochs")[value].mean().dropna()
+        part = part.dropna(subset=[value])
+        if part.empty:
+            continue
+        by_length = part.groupby("epochs")[value]
+        means, seeds = by_length.mean(), by_length.size()
         steps = " → ".join(f"{scale * v:.1f}{unit} at {int(e)}" for e, v in means.items())
-        lines.append(f"{model} {mode}: {steps} epochs")
+        moves = means.diff().dropna()
+        order = ("one length only" if moves.empty else "rises at every step" if (moves > 0).all()
+                 else "falls at every step" if (moves < 0).all() else "not in order")
+        spread = (by_length.max() - by_length.min())[seeds > 1]
+        noise = (f"; seeds of one length differ by up to {scale * spread.max():.1f}"
+                 f"{' points' if unit == '%' else unit}" if len(spread) else "; one seed at each length")
+        counts = "/".join(str(int(n)) for n in seeds)
+        lines.append(f"{model} {mode}: {steps} epochs ({order}; seeds {counts}{noise})")
     return lines
 
 

@@ -17,8 +17,30 @@ from . import analysis
 from .style import TEMPLATE, dash, init_name, marker, mode_colour, mode_name
 
 
+CURVE_POINTS = 3  # fewer points are drawn as markers: two dots joined by a line are not a curve
+LEGEND_ENTRIES = 12  # more than this scroll out of a figure of the default height
+
+
 def _title(text: str, runs: pd.DataFrame) -> dict:
     return {"text": f"{text}<br><sup>ours: {analysis.scale_note(runs)}</sup>"}
+
+
+def _drawn(points: int, line: str = "lines+markers") -> str:
+    return line if points >= CURVE_POINTS else "markers"
+
+
+def legend_entries(fig: go.Figure) -> int:
+    """How many entries a figure's legend has (a legend group counts once)."""
+    groups, count = set(), 0
+    for trace in fig.data:
+        if trace.showlegend is False or (trace.showlegend is None and len(fig.data) == 1):
+            continue
+        if trace.legendgroup:
+            if trace.legendgroup in groups:
+                continue
+            groups.add(trace.legendgroup)
+        count += 1
+    return count
 
 
 def accuracy_by_network(summary: pd.DataFrame, runs: pd.DataFrame, series: str, title: str,
@@ -30,13 +52,16 @@ def accuracy_by_network(summary: pd.DataFrame, runs: pd.DataFrame, series: str, 
         part = part.set_index("model").reindex([n for n in networks if n in set(part["model"])])
         fig.add_trace(go.Scatter(
             x=part.index, y=part["mean"], error_y={"type": "data", "array": part["std"]},
-            mode="lines+markers" if len(part) > 1 else "markers", name=mode_name(label),
+            mode=_drawn(len(part)), name=mode_name(label), offsetgroup=str(label),
             line={"color": mode_colour(label)}, marker={"color": mode_colour(label), "size": 8},
             customdata=part["n"], hovertemplate="%{x}: %{y:.2f}% (n=%{customdata})<extra>" + str(label) + "</extra>",
         ))
     _paper_markers(fig, networks, [str(label) for label in summary[series].unique()])
+    # each mode in a lane of its own at every network (the paper's star in its mode's lane, drawn
+    # after ours, so on top): two modes with close values no longer hide each other
     fig.update_layout(title=_title(title, runs), xaxis_title="network", yaxis_title="test accuracy (%)",
-                      xaxis={"categoryorder": "array", "categoryarray": networks}, template=TEMPLATE)
+                      xaxis={"categoryorder": "array", "categoryarray": networks}, template=TEMPLATE,
+                      scattermode="group", scattergap=0.5)
     return fig
 
 
@@ -49,6 +74,7 @@ def _paper_markers(fig: go.Figure, networks: list[str], modes: list[str]) -> Non
     paper = paper[paper["model"].isin(networks) & paper["mode"].isin(modes)]
     for mode, part in paper.groupby("mode", sort=False):
         fig.add_trace(go.Scatter(x=part["model"], y=part["paper"], mode="markers", name=f"paper: {mode_name(mode)}",
+                                 offsetgroup=str(mode),
                                  marker={"symbol": "star-open", "size": 13, "color": mode_colour(mode),
                                          "line": {"width": 2, "color": mode_colour(mode)}},
                                  hovertemplate="paper, %{x}: %{y:.1f}%<extra>" + mode_name(mode) + "</extra>"))
@@ -76,8 +102,9 @@ def learning_curves(metrics: pd.DataFrame, title: str) -> go.Figure:
             after = math.ceil(fraction * longest["epochs"])
             fig.add_vline(x=after + 0.5, line={"dash": "dot", "color": "grey", "width": 1},
                           annotation_text=f"lr ÷ 10 after epoch {after}", annotation_font_size=10)
+    # the legend names each line and where a stopped run stopped, even for a single line
     fig.update_layout(title=_title(title, metrics), xaxis_title="epoch", yaxis_title="test accuracy (%)",
-                      template=TEMPLATE)
+                      template=TEMPLATE, showlegend=True)
     return fig
 
 
@@ -113,18 +140,22 @@ def accuracy_vs_bn_parameters(summary: pd.DataFrame, runs: pd.DataFrame) -> go.F
         x = part["network"].map(analysis.batchnorm_parameters)
         fig.add_trace(go.Scatter(x=x, y=part["mean"], error_y={"type": "data", "array": part["std"]},
                                  mode="markers", name=label, text=part["model"], marker={"color": color}))
-        if len(part) >= 2:
+        if len(part) >= CURVE_POINTS:  # the paper fits a line; fewer points cannot carry one
             slope, intercept = analysis.doubling_slope(x, part["mean"])
             xs = np.array([x.min(), x.max()], dtype=float)
             fig.add_trace(go.Scatter(x=xs, y=intercept + slope * np.log2(xs), mode="lines", line={"color": color,
                                      "dash": "dash"}, name=f"{label}: {slope:+.2f} points per doubling"))
+    # ticks at the networks drawn, named: a log axis's own minor labels overlap over one decade
+    ticks = sorted({(analysis.batchnorm_parameters(n), n) for part in series.values() for n in part["network"]})
     fig.update_layout(title=_title("Figure 4: accuracy against BatchNorm parameters (BN only)", runs),
-                      xaxis={"type": "log", "title": "BatchNorm parameters"}, yaxis_title="test accuracy (%)",
-                      template=TEMPLATE)
+                      xaxis={"type": "log", "title": "BatchNorm parameters", "tickvals": [t for t, _ in ticks],
+                             "ticktext": [f"{n}<br>{t:,}" for t, n in ticks]},
+                      yaxis_title="test accuracy (%)", template=TEMPLATE)
     return fig
 
 
-def init_bars(summary: pd.DataFrame, runs: pd.DataFrame, column: str, title: str) -> go.Figure:
+def init_bars(summary: pd.DataFrame, runs: pd.DataFrame, column: str, title: str,
+              x_title: str | None = None) -> go.Figure:
     """Appendices C and D: mean test accuracy (± std over seeds) per initialisation
     (``column``: ``bn_init`` or ``feature_init``, named as the paper names them), a bar per
     training mode in its colour, a panel per network."""
@@ -140,8 +171,8 @@ def init_bars(summary: pd.DataFrame, runs: pd.DataFrame, column: str, title: str
                                  customdata=bars["n"],
                                  hovertemplate="%{x}: %{y:.1f}% (n=%{customdata})<extra>" + str(label) + "</extra>"),
                           row=1, col=col)
-        fig.update_xaxes(title_text="BatchNorm initialisation" if column == "bn_init" else "feature initialisation",
-                         row=1, col=col)
+        fig.update_xaxes(title_text=x_title or ("BatchNorm initialisation" if column == "bn_init"
+                                                else "feature initialisation"), row=1, col=col)
     fig.update_yaxes(title_text="test accuracy (%)", row=1, col=1)
     fig.update_layout(barmode="group", title=_title(title, runs), template=TEMPLATE)
     return fig
@@ -166,50 +197,58 @@ def gamma_beta_histograms(tables: dict[str, pd.DataFrame], runs: pd.DataFrame, n
 
 
 def gamma_fractions_by_network(table: pd.DataFrame, networks: list[str], label_column: str) -> go.Figure:
-    """Figure 6: the fraction of |gamma| under each threshold per network, depth and width in
-    separate panels as in the paper; colour is the training mode, dash and marker the threshold."""
+    """Figure 6: the fraction of |gamma| under each threshold per network, a row of panels per
+    threshold and, as in the paper, depth and width in separate columns; colour is the training
+    mode (one legend entry each), the paper's values hollow stars in the mode's colour."""
     from plotly.subplots import make_subplots
 
     columns = [c for c in table.columns if c.startswith("frac_below_")]
     series = analysis.depth_width_series(pd.DataFrame({"model": networks}))
     panels = [(kind, [n for n in part["model"] if n in set(table["model"])]) for kind, part in series.items()]
     panels = [(kind, nets) for kind, nets in panels if nets]
-    fig = make_subplots(rows=1, cols=max(1, len(panels)), shared_yaxes=True,
-                        subplot_titles=[f"{'depth' if k == 'deep' else 'width'}" for k, _ in panels])
-    for col, (kind, nets) in enumerate(panels, start=1):
-        for label, part in table.groupby(label_column, sort=False):
-            means = part.groupby("model")[columns].mean().reindex([n for n in nets if n in set(part["model"])])
-            for i, column in enumerate(columns):
-                threshold = column.removeprefix("frac_below_")
+    if len(panels) == 2 and not set(panels[1][1]) - set(panels[0][1]):
+        panels = panels[:1]  # the wide series holds only ResNet-14, which the deep one shows
+    thresholds = [c.removeprefix("frac_below_") for c in columns]
+    fig = make_subplots(rows=max(1, len(columns)), cols=max(1, len(panels)), shared_xaxes="columns",
+                        shared_yaxes=True, vertical_spacing=0.08,
+                        subplot_titles=[f"{'depth' if k == 'deep' else 'width'}: |γ| < {t}"
+                                        for t in thresholds for k, _ in panels])
+    for row, (column, threshold) in enumerate(zip(columns, thresholds), start=1):
+        for col, (kind, nets) in enumerate(panels, start=1):
+            first = row == 1 and col == 1
+            for label, part in table.groupby(label_column, sort=False):
+                means = part.groupby("model")[column].mean().reindex([n for n in nets if n in set(part["model"])])
                 fig.add_trace(go.Scatter(
-                    x=means.index, y=100 * means[column], mode="lines+markers" if len(means) > 1 else "markers",
-                    name=f"{mode_name(label)}: |γ| < {threshold}", legendgroup=f"{label}{threshold}",
-                    showlegend=col == 1, line={"dash": dash(i), "color": mode_colour(label)},
-                    marker={"symbol": marker(i), "color": mode_colour(label), "size": 8}), row=1, col=col)
-        _paper_fractions(fig, nets, [str(label) for label in table[label_column].unique()],
-                         [float(c.removeprefix("frac_below_")) for c in columns], col)
-        fig.update_xaxes(title_text="network", categoryorder="array", categoryarray=nets, row=1, col=col)
-    fig.update_yaxes(title_text="γ below the threshold (%)", row=1, col=1)
-    fig.update_layout(title=_title("Figure 6: fraction of γ below each threshold", table), template=TEMPLATE)
+                    x=means.index, y=100 * means, mode=_drawn(len(means)), name=mode_name(label),
+                    legendgroup=str(label), showlegend=first, line={"color": mode_colour(label)},
+                    marker={"color": mode_colour(label), "size": 8}), row=row, col=col)
+            _paper_fractions(fig, nets, [str(label) for label in table[label_column].unique()], float(threshold),
+                             row, col)
+            fig.update_xaxes(categoryorder="array", categoryarray=nets, row=row, col=col)
+        fig.update_yaxes(title_text="γ below (%)", row=row, col=1)
+    for col in range(1, len(panels) + 1):
+        fig.update_xaxes(title_text="network", row=max(1, len(columns)), col=col)
+    fig.update_layout(title=_title("Figure 6: fraction of γ below each threshold", table), template=TEMPLATE,
+                      height=260 + 200 * max(1, len(columns)))
     return fig
 
 
-def _paper_fractions(fig: go.Figure, networks: list[str], modes: list[str], thresholds: list[float], col: int) -> None:
-    """The fractions of small |γ| the paper states (claims.csv), as hollow stars in the mode's
-    colour, in the panel ``col`` of a Figure 6."""
+def _paper_fractions(fig: go.Figure, networks: list[str], modes: list[str], threshold: float, row: int,
+                     col: int) -> None:
+    """The fractions of small |γ| the paper states (claims.csv) for one threshold, as hollow
+    stars in the mode's colour, in one panel of a Figure 6 (one legend entry: "paper")."""
     from .claims import paper_values
 
     paper = paper_values("gamma_frac_abs_below")
-    paper = paper[paper["model"].isin(networks) & paper["mode"].isin(modes)
-                  & paper["threshold"].map(lambda t: any(np.isclose(t, thresholds)))]
-    for row in paper.itertuples():
-        fig.add_trace(go.Scatter(x=[row.model], y=[100 * row.paper], mode="markers",
-                                 name=f"paper: {mode_name(row.mode)}, |γ| < {row.threshold:g}", showlegend=col == 1,
-                                 legendgroup=f"paper{row.mode}{row.threshold:g}",
-                                 marker={"symbol": "star-open", "size": 13, "color": mode_colour(row.mode),
-                                         "line": {"width": 2, "color": mode_colour(row.mode)}},
-                                 hovertemplate=f"paper, %{{x}}: %{{y:.0f}}% below {row.threshold:g}<extra></extra>"),
-                      row=1, col=col)
+    paper = paper[paper["model"].isin(networks) & paper["mode"].isin(modes) & np.isclose(paper["threshold"], threshold)]
+    for one in paper.itertuples():
+        fig.add_trace(go.Scatter(x=[one.model], y=[100 * one.paper], mode="markers", name="paper (stars)",
+                                 legendgroup="paper", showlegend=not any(t.legendgroup == "paper" for t in fig.data),
+                                 marker={"symbol": "star-open", "size": 13, "color": mode_colour(one.mode),
+                                         "line": {"width": 2, "color": mode_colour(one.mode)}},
+                                 hovertemplate=f"paper, %{{x}}, {mode_name(one.mode)}: %{{y:.0f}}% below "
+                                               f"{threshold:g}<extra></extra>"),
+                      row=row, col=col)
 
 
 def clamping_slider(curves: pd.DataFrame, runs: pd.DataFrame, networks: list[str]) -> go.Figure:
@@ -246,32 +285,35 @@ def clamping_slider(curves: pd.DataFrame, runs: pd.DataFrame, networks: list[str
 
 
 def clamping_lines(curves: pd.DataFrame, runs: pd.DataFrame) -> go.Figure:
-    """Figure 7 as lines: accuracy against the clamping threshold (log axis), colour the mode and
-    marker the network; the unclamped accuracy (threshold 0) is a dotted line, and the
-    binarisations (single thresholds) are single markers: ±1 open, ±mean|γ| filled."""
-    fig = go.Figure()
+    """Figure 7 as lines: accuracy against the clamping threshold (log axis), a panel per
+    network, colour the mode (one legend entry each); the unclamped accuracy (threshold 0) is a
+    dotted line in the mode's colour. Binarising γ is a single evaluation per run, read in a
+    table (:func:`bnlib.book.binarised_table`), not drawn here."""
+    from plotly.subplots import make_subplots
+
     networks = list(dict.fromkeys(curves["model"]))
-    for (model, mode), part in curves.groupby(["model", "mode"], sort=False):
-        colour, symbol = mode_colour(mode), marker(networks.index(model))
-        clamped = part[part["keep"] == "value"].groupby("threshold")["test_accuracy"].mean()
-        positive = clamped[clamped.index > 0]
-        fig.add_trace(go.Scatter(x=positive.index, y=positive.values, mode="lines+markers",
-                                 name=f"{model} {mode_name(mode)}: clamped", line={"color": colour},
-                                 marker={"symbol": symbol, "color": colour, "size": 8}))
-        if 0.0 in clamped.index:
-            fig.add_trace(go.Scatter(x=[positive.index.min(), positive.index.max()] if len(positive) else [0.01, 0.5],
-                                     y=[clamped[0.0]] * 2, mode="lines", line={"color": colour, "dash": "dot"},
-                                     name=f"{model} {mode_name(mode)}: unclamped"))
-        for keep, name, fill in (("one", "binarised ±1", "open"), ("mean", "binarised ±μ", "")):
-            point = part[part["keep"] == keep].groupby("threshold")["test_accuracy"].mean()
-            if len(point):
-                fig.add_trace(go.Scatter(x=point.index, y=point.values, mode="markers",
-                                         name=f"{model} {mode_name(mode)}: {name}",
-                                         marker={"symbol": f"{symbol}-{fill}" if fill else symbol, "color": colour,
-                                                 "size": 11, "line": {"width": 2, "color": colour}}))
-    fig.update_layout(title=_title("Figure 7 and Section 5: clamping and binarising γ", runs),
-                      xaxis={"type": "log", "title": "threshold on |γ| (log scale)"},
-                      yaxis_title="test accuracy (%)", template=TEMPLATE)
+    fig = make_subplots(rows=1, cols=max(1, len(networks)), shared_yaxes=True, subplot_titles=networks)
+    for col, model in enumerate(networks, start=1):
+        for mode, part in curves[curves["model"] == model].groupby("mode", sort=False):
+            colour = mode_colour(mode)
+            clamped = part[part["keep"] == "value"].groupby("threshold")["test_accuracy"].mean()
+            positive = clamped[clamped.index > 0]
+            fig.add_trace(go.Scatter(x=positive.index, y=positive.values, mode=_drawn(len(positive)),
+                                     name=mode_name(mode), legendgroup=str(mode),
+                                     showlegend=not any(t.legendgroup == str(mode) for t in fig.data),
+                                     line={"color": colour}, marker={"color": colour, "size": 8},
+                                     hovertemplate=f"{model} {mode_name(mode)}, |γ| < %{{x}}: %{{y:.2f}}%<extra></extra>"),
+                          row=1, col=col)
+            if 0.0 in clamped.index and len(positive):
+                fig.add_trace(go.Scatter(x=[positive.index.min(), positive.index.max()], y=[clamped[0.0]] * 2,
+                                         mode="lines", line={"color": colour, "dash": "dot"}, name="unclamped (dotted)",
+                                         legendgroup="unclamped",
+                                         showlegend=not any(t.legendgroup == "unclamped" for t in fig.data),
+                                         hovertemplate=f"{model} {mode_name(mode)} unclamped: %{{y:.2f}}%<extra></extra>"),
+                              row=1, col=col)
+        fig.update_xaxes(type="log", title_text="|γ| below (log)", row=1, col=col)
+    fig.update_yaxes(title_text="test accuracy (%)", row=1, col=1)
+    fig.update_layout(title=_title("Figure 7: accuracy after clamping small γ to 0", runs), template=TEMPLATE)
     return fig
 
 
@@ -285,7 +327,7 @@ def scale_bridge(table: pd.DataFrame, value: str, title: str, axis: str,
     for (model, mode), part in table.groupby(["model", "mode"], sort=False):
         colour, symbol = mode_colour(mode), marker(networks.index(model))
         means = part.groupby("epochs")[value].mean()
-        fig.add_trace(go.Scatter(x=means.index, y=means.values, mode="lines+markers" if len(means) > 1 else "markers",
+        fig.add_trace(go.Scatter(x=means.index, y=means.values, mode=_drawn(len(means)),
                                  name=f"{model} {mode_name(mode)}", line={"color": colour},
                                  marker={"symbol": symbol, "color": colour, "size": 9}))
         if part["seed"].nunique() > 1:

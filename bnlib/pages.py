@@ -33,6 +33,10 @@ def network_pages(profile: str, out: str | Path = PAGES, runs_dir: str | None = 
         # the page's title, for the table of contents (a heading printed by code is not one)
         notebook = nbformat.read(page, as_version=4)
         notebook.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {network} in detail"))
+        for cell in notebook.cells:  # papermill's cell of the values it was given: set-up, not reading
+            tags = cell.metadata.setdefault("tags", [])
+            if "injected-parameters" in tags and "remove-cell" not in tags:
+                tags.append("remove-cell")
         nbformat.write(notebook, page)
         pages.append(page)
     for stale in set(out.glob("*.ipynb")) - set(pages):

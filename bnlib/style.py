@@ -29,7 +29,9 @@ DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 TEMPLATE = "bnlib"
 _template = go.layout.Template(pio.templates["plotly_white"])
-_template.layout.update(font={"size": 13}, hovermode="closest", xaxis={"zeroline": False}, yaxis={"zeroline": False})
+# y axes reach down to 0: an axis cut at 45 makes a 2-point gap look like a collapse
+_template.layout.update(font={"size": 13}, hovermode="closest", xaxis={"zeroline": False},
+                        yaxis={"zeroline": False, "rangemode": "tozero"})
 pio.templates[TEMPLATE] = _template
 
 
@@ -51,4 +53,4 @@ def dash(index: int) -> str:
 
 def init_name(kind: str, name: str) -> str:
     """``init_name("bn_init", "ones") == "γ=1"``; a name with no paper spelling reads as is."""
-    return {"bn_init": BN_INIT_NAMES, "feature_init": FEATURE_INIT_NAMES}[kind].get(name, name)
+    return {"bn_init": BN_INIT_NAMES, "feature_init": FEATURE_INIT_NAMES}.get(kind, {}).get(name, name)

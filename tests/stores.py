@@ -39,10 +39,12 @@ def batchnorm_layers(model: str) -> list[tuple[str, int]]:
 
 def write_run(runs_dir: str | Path, *, model: str, trainable: str, seed: int, accuracy: float,
               rng: np.random.Generator, epochs: int = 1, description: dict | None = None,
-              clamping: bool = True, status: str = "complete") -> Path:
-    """One finished run's folder, at the address :mod:`bnlib.results` gives its config."""
+              clamping: bool = True, status: str = "complete", **fields) -> Path:
+    """One finished run's folder, at the address :mod:`bnlib.results` gives its config
+    (``fields``: more config fields, e.g. ``bn_init``)."""
     description = description if description is not None else data.load("synthetic").describe()
-    config = RunConfig.from_flat(model=model, trainable=trainable, seed=seed, epochs=epochs, data="synthetic")
+    config = RunConfig.from_flat(model=model, trainable=trainable, seed=seed, epochs=epochs, data="synthetic",
+                                 **fields)
     folder = results.run_dir(runs_dir, config, description["data_fingerprint"])
     folder.mkdir(parents=True, exist_ok=True)
     results.write_json(folder / results.CONFIG, results.config_record(config, description))

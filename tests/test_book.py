@@ -126,6 +126,10 @@ window.addEventListener("load", function () { setTimeout(function () {
   document.querySelectorAll("article table").forEach(function (t) {
     if (t.getBoundingClientRect().right > edge + 1) wide.push(t.innerText.slice(0, 60).replace(/\\s+/g, " "));
   });
+  // a printed output that scrolls sideways hides the end of its lines
+  document.querySelectorAll("article pre").forEach(function (p) {
+    if (p.scrollWidth > p.clientWidth + 1) wide.push("output: " + p.innerText.slice(0, 60).replace(/\\s+/g, " "));
+  });
   var out = document.createElement("pre"); out.id = "wide-tables"; out.textContent = JSON.stringify(wide);
   document.body.appendChild(out);
 }, 200); });
@@ -155,11 +159,14 @@ def rendered(page: Path, profile: Path) -> tuple[str, list[str]]:
 def test_the_width_probe_finds_a_table_wider_than_the_column(tmp_path):
     cells = "".join(f"<td style='white-space: nowrap'>column number {i}</td>" for i in range(40))
     page = tmp_path / "page.html"
+    line = " ".join(f"word{i}" for i in range(200))
     page.write_text(f"<html><body><article class='bd-article' style='width: 600px'><p>text</p>"
                     f"<table id='narrow'><tr><td>1</td></tr></table><table><tr>{cells}</tr></table>"
+                    f"<pre style='overflow-x: auto'>{line}</pre><pre style='white-space: pre-wrap'>{line}</pre>"
                     "</article></body></html>")
     dom, wide = rendered(page, tmp_path / "profile")
-    assert len(wide) == 1 and wide[0].startswith("column number 0") and "text" in dom
+    assert len(wide) == 2 and wide[0].startswith("column number 0") and "text" in dom
+    assert wide[1].startswith("output: word0")  # the scrolling output; the wrapped one passes
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
@@ -265,8 +272,16 @@ def test_tables_for_reading(store, capsys):
     styled = book.claims_table(board, Plan.from_parameters("smoke", runs_dir=str(store)))
     lines = capsys.readouterr().out.strip().splitlines()
     not_run = board[board["holds"] == "not run"]
-    assert len(lines) == not_run["figure"].map(book.CHAPTERS).nunique()  # one line per chapter
-    assert all("python -m bnlib sweep --profile smoke" in line for line in lines)
+    # one line per chapter and command: the smoke profile's sweep for claims about its own
+    # networks, the paper profile's for the others (ResNet-110, ...), which smoke never trains
+    chapters = not_run["figure"].map(book.CHAPTERS)
+    assert chapters.nunique() <= len(lines) <= 2 * chapters.nunique()
+    networks = set(Plan.from_parameters("smoke").networks())
+    by_id = claims.load_claims().set_index("id")
+    for line in lines:
+        ids = line.split("at this scale (", 1)[1].split(")", 1)[0].split(", ")
+        own = {book.claim_networks(by_id.loc[i]) <= networks for i in ids}
+        assert own == {True} and line.endswith("--profile smoke") or own == {False} and line.endswith("--profile paper")
     html = styled.to_html()
     assert "not run" not in html and "e-0" not in html and "e+0" not in html
     assert "overflow-wrap" in html and 'class="row_heading' not in html  # wrapped cells, no index
@@ -372,7 +387,8 @@ def test_the_scale_bridge_reads_every_store_at_every_length(store, tmp_path):
     assert set(bridge["mode"]) == {"BN", "All"} and set(bridge["epochs"]) == {1} and len(bridge) == 4
     assert bridge["gamma_frac_abs_below_0.1"].between(0, 1).all() and bridge["clamp_cost_0.01"].notna().all()
     lines = book.scale_lines(bridge, "test_accuracy")
-    assert len(lines) == 2 and all(line.endswith("at 1 epochs") for line in lines)
+    assert len(lines) == 2 and all("at 1 epochs (one length only; seeds 2; seeds of one length differ by up to" in line
+                                   for line in lines)  # how sure each line is: seeds, order, spread
     fig = figures.scale_bridge(bridge, "test_accuracy", "t", "test accuracy (%)")
     assert fig.layout.xaxis.type == "log"
     assert set(book.published_accuracies()["model"]) >= {"resnet-32", "resnet-56", "resnet-110"}
@@ -447,3 +463,47 @@ def test_the_case_study_at_160_epochs_is_drawn_as_the_paper_draws_it(tmp_path, m
 
     clamped = book.clamped_table(book.clamping_curves(other, found)).data.set_index("mode")
     assert clamped.loc["BN", "|γ| < 0.1"].endswith("% of γ)")
+
+
+def test_a_network_page_pools_no_initialisations_and_agrees_with_the_chapters(tmp_path, monkeypatch, capsys):
+    """A network page leads with its largest scale, draws γ, β and clamping from the default
+    initialisations only (a γ = β = 1 run must not put a spike at +1 in its β), gives the same
+    clamping accuracy as chapter 7's section for the same run, and calls nothing missing that
+    its profile has."""
+    import dataclasses
+
+    import numpy as np
+
+    from bnlib import sections
+    from stores import write_run
+
+    rng = np.random.default_rng(0)
+    long, short = tmp_path / "long", tmp_path / "short"
+    for mode, accuracy in (("all", 80.0), ("bn", 45.0)):
+        write_run(long, model="resnet-14", trainable=mode, seed=0, accuracy=accuracy, rng=rng, epochs=160)
+        write_run(short, model="resnet-14", trainable=mode, seed=0, accuracy=accuracy / 2, rng=rng)
+    odd = write_run(long, model="resnet-14", trainable="bn", seed=0, accuracy=47.0, rng=rng, epochs=160,
+                    bn_init="ones-beta-one")
+    bn = pd.read_csv(odd / results.BATCHNORM)
+    bn.assign(beta=1.0).to_csv(odd / results.BATCHNORM, index=False)  # γ = β = 1's spike at +1
+    monkeypatch.setitem(PROFILES, "paper", dataclasses.replace(PROFILES["paper"], runs_dir=str(long), data="synthetic"))
+    monkeypatch.setitem(PROFILES, "cpu", dataclasses.replace(PROFILES["cpu"], runs_dir=str(tmp_path / "none")))
+    plan = Plan.from_parameters("smoke", runs_dir=str(short), train_missing=False)
+    scales = book.network_scales(plan, "resnet-14")
+    assert [source.profile.name for source, _ in scales] == ["paper", "smoke"]  # 160 epochs before 1
+    source, runs = scales[0]
+    assert str(odd) in set(runs["run_dir"])  # the page's table of runs counts it ...
+    shown = []
+    monkeypatch.setattr(figures.go.Figure, "show", lambda fig: shown.append(fig))
+    sections.network(source, runs)
+    histogram = next(f for f in shown if f.layout.title.text.startswith("Figure 5"))
+    assert max(max(t.x) for t in histogram.data if t.xaxis == "x2") < 1.0  # ... its β = 1 is not pooled in
+    lines = next(f for f in shown if f.layout.title.text.startswith("Figure 7"))
+    chapter = book.clamping_curves(source, book.stored(source, source.gamma_grid()))
+    page = {t.name: list(t.y) for t in lines.data if t.legendgroup != "unclamped"}
+    for mode, values in page.items():
+        kept = chapter[(chapter["mode"] == mode) & (chapter["keep"] == "value") & (chapter["threshold"] > 0)]
+        assert values == list(kept.groupby("threshold")["test_accuracy"].mean())  # the chapter's number
+    capsys.readouterr()
+    book.network_scales(Plan.from_parameters("smoke", runs_dir=str(short), train_missing=False), "resnet-8")
+    assert "not in" in capsys.readouterr().out  # the smoke profile's resnet-8 runs really are missing

@@ -1,6 +1,8 @@
 """bnlib.figures: the paper's figures build from results tables, here a store written as plain
 files (``tests/stores.py``) with Figure 7's curves stored in its run folders."""
 
+import pandas as pd
+
 from bnlib import analysis, book, figures, results
 from bnlib.plan import Plan
 
@@ -14,7 +16,16 @@ def test_figures_build_from_tables(store):
     assert stars == {"paper: BN": [48.0], "paper: BN+S+O": [63.0]}
     assert "synthetic" in fig.layout.title.text and "2 seed(s)" in fig.layout.title.text
     bn = summary[summary["mode"] == "BN"]
-    assert len(figures.accuracy_vs_bn_parameters(bn, runs).data) == 2  # the deep series: points and its fit
+    # two networks are two points, not a line: Figure 4 fits one only through three or more
+    assert [t.mode for t in figures.accuracy_vs_bn_parameters(bn, runs).data] == ["markers"]
+    three = pd.concat([bn, bn.iloc[:1].assign(model="resnet-20", mean=43.0)])
+    assert [t.mode for t in figures.accuracy_vs_bn_parameters(three, runs).data] == ["markers", "lines"]
+    assert all(t.mode == "markers" for t in fig.data)  # two networks per mode: markers, no line
+    # each mode in its own lane at a network, the paper's star in its mode's lane, drawn after ours
+    assert fig.layout.scattermode == "group"
+    lanes = {t.name: t.offsetgroup for t in fig.data}
+    assert lanes["paper: BN"] == lanes["BN"] != lanes["All"]
+    assert [t.name for t in fig.data][-2:] == ["paper: BN", "paper: BN+S+O"]
     plan = Plan.from_parameters("smoke", runs_dir=str(store))
     curves = book.clamping_curves(plan, runs)
     slider = figures.clamping_slider(curves, runs, ["resnet-8", "resnet-14"])
@@ -33,21 +44,30 @@ def test_one_visual_language(store):
     curves = book.clamping_curves(plan, runs)
     lines = figures.clamping_lines(curves, runs)
     assert lines.layout.xaxis.type == "log" and lines.layout.template.layout.font.size == 13
-    for trace in lines.data:
-        mode = "BN+S+O" if "BN+S+O" in trace.name else "BN" if " BN:" in trace.name else "All"
-        assert trace.line.color == style.mode_colour(mode) or trace.marker.color == style.mode_colour(mode)
-        if "binarised" in trace.name:
-            assert trace.mode == "markers" and len(trace.x) == 1
-    symbols = {t.name.split()[0]: t.marker.symbol for t in lines.data if t.name.endswith(": clamped")}
-    assert symbols["resnet-8"] != symbols["resnet-14"]
-    assert all(min(t.x) > 0 for t in lines.data if t.name.endswith(": clamped"))  # 0 cannot sit on a log axis
+    assert lines.layout.template.layout.yaxis.rangemode == "tozero"  # no axis cut to magnify a gap
+    # a panel per network, colour the mode, the unclamped accuracy dotted; binarising is a table
+    assert sorted(a.text for a in lines.layout.annotations) == ["resnet-14", "resnet-8"]
+    clamped = [t for t in lines.data if t.legendgroup != "unclamped"]
+    assert {t.name for t in clamped} == {"All", "BN", "BN+S+O"}
+    assert all(t.line.color == style.mode_colour(t.name) for t in clamped)
+    assert all(min(t.x) > 0 for t in clamped)  # 0 cannot sit on a log axis
+    assert {t.line.dash for t in lines.data if t.legendgroup == "unclamped"} == {"dot"}
+    assert figures.legend_entries(lines) == 4  # three modes and "unclamped", once each
+    binarised = book.binarised_table(curves).data
+    assert {"others to ±1", "others to ±mean|γ|"} <= {c.split(", ")[-1] for c in binarised.columns}
     metrics = book.with_labels(results.load_metrics(store))
     curve = figures.accuracy_curves(metrics, "mode", "Figure 3")
     assert all(t.mode == "markers" for t in curve.data if t.name)  # one epoch: no learning curve drawn
-    wide = runs.assign(frac_below_0_01=0.1, frac_below_0_1=0.3)
+    wide = runs.assign(**{"frac_below_0.01": 0.1, "frac_below_0.1": 0.3})
     six = figures.gamma_fractions_by_network(wide, ["resnet-8", "resnet-14", "wrn-8-2"], "mode")
-    assert [a.text for a in six.layout.annotations] == ["depth", "width"]  # resnet-8 is wrn-8-1: in both
-    assert list(six.layout.xaxis2.categoryarray) == ["resnet-8"]  # no line from a deep to a wide network
+    # a row per threshold; a width panel only where it has a network the depth panel lacks
+    assert [a.text for a in six.layout.annotations] == ["depth: |γ| < 0.01", "depth: |γ| < 0.1"]
+    wide = pd.concat([wide, wide[wide["model"] == "resnet-8"].assign(model="wrn-8-2")], ignore_index=True)
+    six = figures.gamma_fractions_by_network(wide, ["resnet-8", "resnet-14", "wrn-8-2"], "mode")
+    assert [a.text for a in six.layout.annotations] == ["depth: |γ| < 0.01", "width: |γ| < 0.01",
+                                                        "depth: |γ| < 0.1", "width: |γ| < 0.1"]
+    # resnet-8 is wrn-8-1: in both; no line from a deep to a wide network
+    assert list(six.layout.xaxis2.categoryarray) == ["resnet-8", "wrn-8-2"]
 
 
 def test_paper_values_are_drawn_beside_ours(store):
@@ -60,9 +80,10 @@ def test_paper_values_are_drawn_beside_ours(store):
     paper = claims.paper_values("gamma_frac_abs_below").set_index(["model", "mode", "threshold"])["paper"]
     assert paper[("resnet-14", "All", 0.1)] == 0.03 and paper[("resnet-14", "BN", 0.01)] == 0.24
     six = figures.gamma_fractions_by_network(analysis.gamma_table(runs), ["resnet-8", "resnet-14"], "mode")
-    stars = {t.name: (list(t.x), list(t.y), t.marker.color) for t in six.data if t.name.startswith("paper")}
-    assert stars == {"paper: All, |γ| < 0.1": (["resnet-14"], [3.0], style.mode_colour("All")),
-                     "paper: BN, |γ| < 0.01": (["resnet-14"], [24.0], style.mode_colour("BN"))}
+    stars = sorted((list(t.x), list(t.y), t.marker.color) for t in six.data if t.legendgroup == "paper")
+    assert stars == sorted([(["resnet-14"], [3.0], style.mode_colour("All")),
+                            (["resnet-14"], [24.0], style.mode_colour("BN"))])
+    assert [t.showlegend for t in six.data if t.legendgroup == "paper"].count(True) == 1  # one "paper" entry
     summary = analysis.replicate_summary(runs.assign(bn_init="ones"), ["model", "mode", "bn_init"])
     bars = figures.init_bars(summary, runs, "bn_init", "Figure A3")
     assert {tuple(t.x) for t in bars.data} == {("γ=1",)} and {a.text for a in bars.layout.annotations} == {"resnet-8", "resnet-14"}
@@ -77,3 +98,25 @@ def test_learning_curves_label_a_run_that_stopped_early(store):
     colours = {t.name.split()[1]: t.line.color for t in fig.data}
     assert colours["BN"] == "#d62728" and colours["All"] == "#1f77b4"
 
+
+
+def test_no_legend_outgrows_its_figure(store):
+    """At the paper's size (six modes, every network of a series, every threshold), each figure
+    keeps its legend short enough to show whole (no scrolling): modes are colours, networks and
+    thresholds are panels or the x axis."""
+    from bnlib.experiments import PROFILES
+
+    runs = book.with_labels(results.load(store))
+    networks = list(PROFILES["paper"].deep + PROFILES["paper"].wide)
+    modes = ["All", "BN", "BN+S+O", "S+O", "None", "γ/β frozen"]
+    many = pd.concat([runs.iloc[:1].assign(model=n, mode=m, **{"frac_below_0.01": 0.1, "frac_below_0.1": 0.3})
+                      for n in networks for m in modes], ignore_index=True)
+    summary = analysis.replicate_summary(many, ["model", "mode"])
+    built = [figures.accuracy_by_network(summary, many, "mode", "Figure 2", networks),
+             figures.gamma_fractions_by_network(many, networks, "mode")]
+    plan = Plan.from_parameters("smoke", runs_dir=str(store))
+    curves = book.clamping_curves(plan, runs)
+    curves = pd.concat([curves.assign(model=n, mode=m) for n in networks[:6] for m in modes[:2]], ignore_index=True)
+    built.append(figures.clamping_lines(curves, runs))
+    for fig in built:
+        assert figures.legend_entries(fig) <= figures.LEGEND_ENTRIES, fig.layout.title.text
