@@ -161,6 +161,40 @@ def _per_seed(claim: pd.Series, runs: pd.DataFrame, used: pd.DataFrame) -> str:
     return f"{', '.join(reading(value, claim['quantity']) for value in values)} (holds in {held} of {len(values)})"
 
 
+def seed_values(claim: pd.Series, runs: pd.DataFrame) -> list[float]:
+    """Ours from each seed's runs alone (:func:`_per_seed`'s rule: a seed counts only with every
+    network the mean used): empty where the claim's runs have one seed."""
+    ours, used = _ours(claim, runs)
+    values = []
+    for seed in sorted(set(used["seed"])) if ours is not None and len(used) else []:
+        value, mine = _ours(claim, runs[runs["seed"] == seed])
+        if value is not None and set(mine["model"]) == set(used["model"]):
+            values.append(value)
+    return values if len(values) > 1 else []
+
+
+def tolerance_review(stores: dict[str, pd.DataFrame], claims: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each value claim's tolerance against the noise our own seeds show for it: how far the
+    seeds of its experiment fall apart in each store (``stores``: name -> runs) that repeats
+    them, at that store's length, in the claim's units. A tolerance narrower than that range
+    can call a claim "no" on one unlucky seed; a trend claim has no tolerance (its sign)."""
+    claims = load_claims() if claims is None else claims
+    rows = []
+    for _, claim in claims[claims["holds_if"] == "within"].iterrows():
+        for name, runs in stores.items():
+            values = seed_values(claim, runs)
+            if not values:
+                continue
+            _, used = _ours(claim, runs)
+            spread = max(values) - min(values)
+            scale = 100 if claim["quantity"].startswith("gamma_frac") or claim["quantity"].endswith("_frac") else 1
+            rows.append({"id": claim["id"], "rule": rule(claim), "store": name, "epochs": int(used["epochs"].max()),
+                         "seeds": len(values), "seed range": scale * spread,
+                         "tolerance wider than the range": "yes" if float(claim["tolerance"]) > spread else "no"})
+    return pd.DataFrame(rows, columns=["id", "rule", "store", "epochs", "seeds", "seed range",
+                                       "tolerance wider than the range"])
+
+
 def _scale(used: pd.DataFrame) -> str:
     return f"{', '.join(dict.fromkeys(used['model']))}; {analysis.scale_note(used)}" if len(used) else ""
 

@@ -87,3 +87,17 @@ def test_scoreboard_gives_ours_seed_by_seed(store):
     one_seed_less = runs[~((runs["model"] == "resnet-8") & (runs["seed"] == 1))]
     assert claims.scoreboard(one_seed_less).set_index("id").loc["depth-helps-bn", "per seed"] == ""
     assert board.loc["bn-110", "per seed"] == ""  # not run
+
+
+def test_each_tolerance_is_set_against_the_seeds_spread(store):
+    """The review of claims.csv's tolerances: for every value claim whose experiment has several
+    seeds in a store, the range of ours across those seeds, in the claim's units, and whether
+    the tolerance is wider than that range."""
+    runs = results.load(store)
+    review = claims.tolerance_review({"synthetic": runs})
+    assert len(review) and set(review["seeds"]) == {2} and (review["store"] == "synthetic").all()
+    bn = review.set_index("id").loc["bn-14"]
+    accuracies = runs[(runs["model"] == "resnet-14") & (runs["trainable"] == "bn")]["test_accuracy"]
+    assert abs(bn["seed range"] - (accuracies.max() - accuracies.min())) < 1e-6  # points, from the runs
+    assert bn["tolerance wider than the range"] == ("yes" if 2.0 > bn["seed range"] else "no")
+    assert "within" in bn["rule"] and not set(review["id"]) & set(claims.load_claims().query("holds_if != 'within'")["id"])
