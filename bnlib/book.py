@@ -13,18 +13,30 @@ from IPython.display import Markdown
 from . import analysis, data as data_lib, results
 from .freezing import paper_label
 from .style import init_name, mode_name
+from .errors import ConfigError
 from .experiments import ROOT, SCALE_RUNS_DIR
 from .plan import PROFILES, Plan, shown
 
 
-def setup(**parameters) -> Plan:
+def setup(page_parameters: tuple[str, ...] = (), **parameters) -> Plan:
     """Call first in every chapter with its parameters cell's values (validated as the CLI
     validates its flags); prints the chapter's set-up line (:meth:`Plan.summary`).
+    ``page_parameters``: names of the page's parameters cell that are not the plan's (a network
+    page's ``network``).
+
+    Refuses, with one :class:`ConfigError` line (papermill then exits non-zero), a parameter
+    name papermill was given that the parameters cell does not have (a typo would otherwise
+    leave the profile's value silently in place), and a ``data`` that does not exist.
 
     Makes plotly figures render inside a kernel (papermill, the book build) as well as in
     Jupyter: the default renderer there emits a MIME type the book drops.
     """
     import plotly.io as pio
+
+    unknown = injected_names() - set(parameters) - set(page_parameters) - {"profile"}
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))}: this page's parameters are "
+                          f"{', '.join(sorted({*parameters, *page_parameters}))}")
 
     pio.renderers.default = "plotly_mimetype+notebook"
     pd.set_option("display.precision", 2)
@@ -34,8 +46,36 @@ def setup(**parameters) -> Plan:
     pd.set_option("display.max_colwidth", None)
     _notes_in_the_page()
     plan = Plan.from_parameters(**parameters)
+    if plan.data:
+        data_lib.check_source(plan.data_source)  # a path that does not exist is an error, not "no runs"
     print(plan.summary())
     return plan
+
+
+PAPERMILL_HEADER = "# Parameters"  # the first line of the cell papermill injects
+
+
+def injected_names(history: list[str] | None = None) -> set[str]:
+    """The names papermill assigned in this kernel: the targets of its injected parameters
+    cell(s), found in IPython's input history (``history``: ``In``); empty outside papermill."""
+    import ast
+
+    if history is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        history = list(shell.user_ns.get("In", [])) if shell is not None else []
+    names: set[str] = set()
+    for source in history:
+        if not source.lstrip().startswith(PAPERMILL_HEADER):
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        names |= {target.id for node in tree.body if isinstance(node, ast.Assign)
+                  for target in node.targets if isinstance(target, ast.Name)}
+    return names
 
 
 class _Note(logging.Handler):
@@ -225,7 +265,12 @@ def clamping_curves(plan: Plan, runs: pd.DataFrame) -> pd.DataFrame:
         computable = _evaluable_here(plan, run)
         if computable and analysis.clamp_missing(run["run_dir"]):
             dataset = dataset or data_lib.load(plan.data_source)
-        curve = analysis.clamp_curve(run["run_dir"], dataset if computable else None)
+        try:
+            curve = analysis.clamp_curve(run["run_dir"], dataset if computable else None)
+        except Exception as error:  # a damaged weights file costs its run's curve, not the page
+            logging.getLogger("bnlib").warning("%s: its clamping curve cannot be computed (%s: %s); the others are shown",
+                                               shown(run["run_dir"]), type(error).__name__, str(error)[:200])
+            continue
         if curve.empty:
             continue
         frames.append(curve.assign(model=run["model"], mode=paper_label(str(run["trainable"]), run["model"]),

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from bnlib import analysis, book, figures, results
+from bnlib.errors import ConfigError
 from bnlib.links import broken_links
 from bnlib.plan import PROFILES, Plan
 
@@ -507,3 +508,43 @@ def test_a_network_page_pools_no_initialisations_and_agrees_with_the_chapters(tm
     capsys.readouterr()
     book.network_scales(Plan.from_parameters("smoke", runs_dir=str(short), train_missing=False), "resnet-8")
     assert "not in" in capsys.readouterr().out  # the smoke profile's resnet-8 runs really are missing
+
+
+def test_a_chapter_refuses_a_parameter_it_does_not_have_and_data_that_is_not_there(monkeypatch):
+    """Papermill's injected cell is read back from the kernel's history: a name the parameters
+    cell lacks (a typo) is one ConfigError, as is a data path that does not exist."""
+    assert book.injected_names(["import os\nprofile = 'cpu'", "# Parameters\nprofile = \"smoke\"\nepochs_typo = 3\n",
+                                "x = 1"]) == {"profile", "epochs_typo"}
+    assert book.injected_names([]) == set() and book.injected_names(["# Parameters\nnot python ("]) == set()
+    monkeypatch.setattr(book, "injected_names", lambda: {"profile", "epochs_typo"})
+    with pytest.raises(ConfigError, match="unknown parameter.*epochs_typo"):
+        book.setup(profile="smoke", epochs=None)
+    monkeypatch.setattr(book, "injected_names", lambda: {"profile", "network"})
+    book.setup(profile="smoke", page_parameters=("network",))  # a network page's own parameter
+    monkeypatch.setattr(book, "injected_names", lambda: set())
+    with pytest.raises(ConfigError, match="does not exist"):
+        book.setup(profile="smoke", data="/no/such/data")
+
+
+def test_papermill_exits_non_zero_on_an_unknown_parameter(tmp_path):
+    env = {**os.environ, "BNLIB_PROFILE": "smoke"}
+    papermill = Path(sys.executable).parent / "papermill"
+    done = subprocess.run([str(papermill), str(ROOT / "chapters" / "02-architectures.ipynb"), str(tmp_path / "out.ipynb"),
+                           "-k", "python3", "-p", "epochs_typo", "3", "--cwd", str(ROOT / "chapters")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "unknown parameter(s) epochs_typo" in done.stdout + done.stderr
+
+
+def test_one_unreadable_weights_file_is_a_note_and_the_rest_are_shown(trained_store, tmp_path, capsys):
+    shutil.copytree(trained_store, tmp_path / "runs")
+    plan = book.setup(profile="smoke", runs_dir=str(tmp_path / "runs"), train_missing=False)
+    runs = book.with_labels(results.load(plan.store))
+    damaged = Path(runs["run_dir"].iloc[0])
+    (damaged / results.MODEL).write_bytes(b"not a checkpoint")
+    for folder in runs["run_dir"]:
+        (Path(folder) / results.CLAMPING).unlink(missing_ok=True)  # to be computed from the weights
+    capsys.readouterr()
+    curves = book.clamping_curves(plan, runs)
+    out = capsys.readouterr().out
+    assert "Note:" in out and damaged.name in out and "cannot be computed" in out
+    assert set(curves["run_dir"]) == set(runs["run_dir"]) - {str(damaged)}
