@@ -79,9 +79,14 @@ def scale_note(runs: pd.DataFrame) -> str:
     if runs.empty:
         return "no runs yet"
     epochs = "/".join(str(int(e)) for e in sorted(set(runs["epochs"])))
-    sources = ", ".join(sorted({data_lib.describe_source(s) for s in runs["data_source"]}))
+    sources = ", ".join(sorted({data_lib.describe_data(row) for row in _records(runs)}))
     hardware = sorted({str(h) for h in runs["hardware"].dropna()}) if "hardware" in runs else []
     return f"{epochs} epochs, {seeds_note(runs)}, {sources}" + "".join(f", {h}" for h in hardware)
+
+
+def _records(runs: pd.DataFrame) -> list[dict]:
+    """Each run's row as a dict, for :func:`bnlib.data.describe_data` and ``data_identity``."""
+    return runs.to_dict("records")
 
 
 def run_inventory(runs: pd.DataFrame) -> pd.DataFrame:
@@ -93,11 +98,12 @@ def run_inventory(runs: pd.DataFrame) -> pd.DataFrame:
     if done.empty:
         return pd.DataFrame(columns=columns)
     joined = lambda values: ", ".join(sorted({str(v) for v in values}))  # noqa: E731
+    done = done.assign(data_label=[data_lib.describe_data(row) for row in _records(done)])
     table = done.groupby(EXPERIMENT, dropna=False, sort=False).agg(
         runs=("seed", "size"), seeds=("seed", "nunique"), epochs=("epochs", joined),
         train_hours=("train_seconds", lambda s: s.sum() / 3600), images_per_s=("images_per_s", "mean"),
         hardware=("hardware", joined),
-        data=("data_source", lambda d: joined(data_lib.describe_source(x) for x in d)))
+        data=("data_label", joined))
     return table.reset_index()[columns]
 
 
@@ -200,7 +206,7 @@ def jpeg_price(bridge: pd.DataFrame, epochs: int = 16, model: str = "resnet-14")
     costs if the line held up to the nearly lossless end, an extrapolation. NaN until runs at
     two qualities or more exist. ``fewest seeds``: the seeds behind the least measured quality."""
     rows = bridge[(bridge["model"] == model) & (bridge["epochs"] == epochs)]
-    rows = rows.assign(quality=rows["data_source"].map(data_lib.jpeg_quality)).dropna(subset=["quality"])
+    rows = rows.assign(quality=[data_lib.data_identity(row)[1] for row in _records(rows)]).dropna(subset=["quality"])
     out = []
     for mode, part in rows.groupby("mode", sort=False):
         means = part.groupby("quality")["test_accuracy"].mean().sort_index(ascending=False)
@@ -322,19 +328,27 @@ def _clamp_key(keep: str, threshold: float) -> tuple[str, float]:
     return keep, round(float(threshold), 9)
 
 
-def _stored_curve(run_dir: str | Path) -> pd.DataFrame:
+def _read_curve(run_dir: str | Path) -> tuple[pd.DataFrame, str | None]:
+    """A run's stored clamping curve and, when its ``clamping.csv`` cannot be read, why (the
+    curve is then empty). Reads only: a reader never writes in a store, which may be read-only."""
     path = Path(run_dir) / results.CLAMPING
     if not path.is_file():
-        return pd.DataFrame(columns=CLAMP_COLUMNS)
+        return pd.DataFrame(columns=CLAMP_COLUMNS), None
     try:
         curve = pd.read_csv(path)
         if list(curve.columns) != CLAMP_COLUMNS or curve["threshold"].dtype.kind not in "fi":
             raise ValueError(f"columns {list(curve.columns)}")
-        return curve
+        return curve, None
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        # derived data: set aside, and computed again where the weights are
-        results.set_aside(path, f"cannot be read ({str(error).splitlines()[0] if str(error) else error})")
-        return pd.DataFrame(columns=CLAMP_COLUMNS)
+        return pd.DataFrame(columns=CLAMP_COLUMNS), str(error).splitlines()[0] if str(error) else repr(error)
+
+
+def _stored_curve(run_dir: str | Path) -> pd.DataFrame:
+    curve, problem = _read_curve(run_dir)
+    if problem:  # derived data: computed again in memory where the weights are, set aside by a writer
+        results.log.warning("%s cannot be read (%s): its evaluations count as missing",
+                            Path(run_dir) / results.CLAMPING, problem)
+    return curve
 
 
 def clamp_missing(run_dir: str | Path, grid: Sequence[tuple[str, float]] | None = None,
@@ -358,15 +372,20 @@ def clamp_curve(run_dir: str | Path, dataset: data_lib.Dataset | None,
     stored = _stored_curve(run_dir)
     todo = clamp_missing(run_dir, grid, stored)
     if todo and dataset is not None:
-        expected = results.read_json(Path(run_dir) / results.CONFIG).get("data_fingerprint")
+        record = results.read_json(Path(run_dir) / results.CONFIG)
+        expected = record.get("data_fingerprint")
         if expected != dataset.fingerprint:
             raise ValueError(f"{run_dir} was trained on data {expected}, not on {dataset.fingerprint}")
-        model = load_model(run_dir, device).to(memory_format=torch.channels_last)  # as trained: faster
+        if _read_curve(run_dir)[1]:  # this call writes the curve: the damaged file is kept aside first
+            results.set_aside(Path(run_dir) / results.CLAMPING, "cannot be read; its evaluations are computed again")
+        channels_last = bool(record.get("channels_last", True))  # as trained: the same rounding
+        model = load_model(run_dir, device)
+        model = model.to(memory_format=torch.channels_last) if channels_last else model
         ds = dataset.to(device)
         rows = stored.to_dict("records")
         for keep, threshold in todo:
             clamped, fraction = set_gamma(model, threshold, keep)
-            loss, accuracy = evaluate(clamped, ds, channels_last=True)
+            loss, accuracy = evaluate(clamped, ds, channels_last=channels_last)
             rows.append({"keep": keep, "threshold": threshold, "fraction_clamped": fraction,
                          "test_accuracy": accuracy, "test_loss": loss})
             # stored after each evaluation: a curve cut short (a CPU evaluation of a wide network

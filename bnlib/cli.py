@@ -46,8 +46,11 @@ def _boolean(text: str) -> bool:
 
 
 EXIT_STOPPED = 3  # the time limit stopped a run: run the same command again to resume it
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it: 128 + the signal's number
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_MAX_RETRIES = 10  # bnlib.sweep.MAX_RETRIES, without importing Ray's module at start-up
+MAX_DURATION = 366 * 86400  # a year: longer than any allocation, and far from a float's range
 
 
 def parse_duration(text: str) -> float:
@@ -57,7 +60,22 @@ def parse_duration(text: str) -> float:
     if not text.strip() or match is None:
         raise argparse.ArgumentTypeError(
             f"invalid time limit {text!r}: use whole numbers with units d, h, m, s, such as 90s, 9m, 2h or 1h30m")
-    return float(sum(int(v) * _UNITS[u] for v, u in zip(match.groups(), _UNITS) if v is not None))
+    if any(v is not None and len(v) > 9 for v in match.groups()):  # before int(): no 400-digit arithmetic
+        raise argparse.ArgumentTypeError(f"time limit {text!r} is longer than a year (366d)")
+    seconds = sum(int(v) * _UNITS[u] for v, u in zip(match.groups(), _UNITS) if v is not None)
+    if seconds > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"time limit {text!r} is longer than a year (366d)")
+    return float(seconds)
+
+
+def _retries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= _MAX_RETRIES:
+        raise argparse.ArgumentTypeError(f"retries must lie in 0..{_MAX_RETRIES}, got {value}")
+    return value
 
 
 def _add_time_limit(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--pack", type=int, help="runs of one network trained together as one fused network, at "
                        "most N per task; 1 trains each alone (default: 8 on GPUs, 1 on CPUs)")
     sweep.add_argument("--cpus-per-run", type=float, help="CPU slots of a run (default: all cores without GPU)")
-    sweep.add_argument("--retries", type=int, default=2, help="retries of a failed run (default: 2)")
+    sweep.add_argument("--retries", type=_retries, default=2,
+                       help=f"retries of a failed run, 0..{_MAX_RETRIES} (default: 2)")
     sweep.add_argument("--no-progress", action="store_true")
     sweep.add_argument("--log", help="file to append a line per finished run to (as well as stdout)")
     sweep.add_argument("--dry-run", action="store_true", help="list the grid and what is finished; train nothing")
@@ -134,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     reencode.add_argument("src", metavar="SRC", help="a data source, as --data of train takes")
     reencode.add_argument("dst", metavar="DST", nargs="?",
                           help="the .tar.gz to write (default: in the data cache, named <src>-q<Q>.tar.gz)")
+    reencode.add_argument("--replace", action="store_true",
+                          help="write over an existing DST (never over SRC itself)")
     bench = commands.add_parser("bench", help="images/s of bnlib's trainer against a plain PyTorch loop")
     bench.add_argument("--model", help="one network (default: resnet-14, resnet-20, resnet-56)")
     bench.add_argument("--trainable", help="one mode (default: bn and all)")
@@ -200,7 +221,7 @@ def _train(args: argparse.Namespace) -> int:
               f"{row['images_per_s']:.0f} img/s", file=sys.stderr, flush=True)
 
     result = train(config, args.runs_dir, progress=sys.stderr.isatty() and not args.no_progress, on_epoch=report,
-                   time_limit=_remaining(args))
+                   time_limit=_remaining(args), refuse_unfit=True)
     if result.status == "stopped":
         print(f"stopped by the time limit after epoch {result.epochs_completed} of {config.train.epochs}; "
               "run the same command again to resume", file=sys.stderr, flush=True)
@@ -331,11 +352,13 @@ def _data(args: argparse.Namespace) -> int:
     from . import data
     from .reencode import reencode
 
-    path = reencode(args.src, args.quality, args.dst)
+    path = reencode(args.src, args.quality, args.dst, replace=args.replace)
     dataset = data.load(str(path))
     print(f"{path}: {data.summary(dataset)}", file=sys.stderr)
-    print(json.dumps({"path": str(path), "quality": args.quality, "data_fingerprint": dataset.fingerprint,
-                      "data_source": data.describe_source(dataset.describe()["data_source"])}))
+    # the quality and label measured from the written files, not taken from the name or the flag
+    print(json.dumps({"path": str(path), "quality": args.quality, "measured_quality": dataset.jpeg_quality,
+                      "data_fingerprint": dataset.fingerprint,
+                      "data_source": data.describe_data(dataset.describe())}))
     return 0
 
 
@@ -345,11 +368,22 @@ def _clamp(args: argparse.Namespace) -> int:
     from . import analysis, results
 
     run = Path(args.run_dir)
-    if not (run / results.MODEL).is_file():
-        raise ConfigError(f"{run} has no {results.MODEL}: its weights were not kept")
     if not args.threshold >= 0:
         raise ConfigError(f"threshold must be >= 0, got {args.threshold}")
-    model = analysis.load_model(run)
+    try:  # a run proves what it is before its weights are read
+        results.read_run_config(run)
+        if not (run / results.RESULT).is_file():
+            raise results.Unreadable(run / results.RESULT, "is missing: the run has not finished")
+        results.read_result(run)
+    except results.Unreadable as error:
+        raise ConfigError(f"{run} is not a finished run that can be read: {error}") from None
+    if not (run / results.MODEL).is_file():
+        raise ConfigError(f"{run} has no {results.MODEL}: its weights were not kept")
+    try:
+        model = analysis.load_model(run)
+    except Exception as error:  # cut, random, another network's or a mismatched compact file
+        raise ConfigError(f"{run / results.MODEL}: cannot be loaded as this run's weights "
+                          f"({results._one_line(error)})") from None
     accuracy, fraction = analysis.clamped_accuracy(model, analysis.data_of(run, args.data), args.threshold,
                                                    args.binarize or "value")
     print(json.dumps({"run_dir": str(run), "threshold": args.threshold, "keep": args.binarize or "value",
@@ -379,7 +413,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{s['run']}  {s['state']:<11} {epochs:<12} {s['detail']}".rstrip())
     counts = Counter(s["state"] for s in states)
     print(json.dumps({"runs": len(states), **{k: counts.get(k, 0) for k in (
-        "complete", "diverged", "stopped", "interrupted", "unreadable")}, "runs_dir": args.runs_dir}))
+        "complete", "diverged", "stopped", "interrupted", "training", "unreadable")}, "runs_dir": args.runs_dir}))
     return 1 if counts.get("unreadable") else 0
 
 
@@ -394,6 +428,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "data": lambda: _data(args), "clamp": lambda: _clamp(args),
                     "pages": lambda: _pages(args)}
         return commands[args.command]()
+    except KeyboardInterrupt:
+        # Every file of a run is written whole or not at all (results._atomic_write) and the
+        # checkpoint is the last finished epoch's, so any moment is a safe point to stop.
+        sys.stderr.write("bnlib: interrupted; run the same command again to resume\n")
+        return EXIT_INTERRUPTED
     except ConfigError as error:
         sys.stderr.write(f"bnlib: error: {error}\n")
         return 2

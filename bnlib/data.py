@@ -25,11 +25,14 @@ flip, as tensor operations on a whole batch on the training device.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -46,7 +49,7 @@ import torch
 from .errors import ConfigError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: the cache records the JPEG quality measured from the files
 GZIP_MAGIC = b"\x1f\x8b"
 # What a source that claims to be CIFAR-10 must hold (Krizhevsky, 2009).
 CIFAR10_CLASSES = 10
@@ -69,6 +72,15 @@ class Dataset:
     fingerprint: str  # sha256 prefix over pixels and labels of both splits
     mean: torch.Tensor  # per-channel mean of the training images, in [0, 1] units
     std: torch.Tensor  # per-channel standard deviation, likewise
+    jpeg_quality: int | None = None  # the encoder's quality, estimated from the files (None: not JPEG)
+
+    def is_cifar10(self) -> bool:
+        """Whether it holds what CIFAR-10 holds, counted: 10 classes of 32x32 RGB images, 5,000
+        train and 1,000 test per class (whatever its name says)."""
+        if len(self.classes) != CIFAR10_CLASSES or tuple(self.train_x.shape[1:]) != (3, *CIFAR10_SIZE):
+            return False
+        return all((_counts(y.cpu(), CIFAR10_CLASSES) == CIFAR10_PER_CLASS[split]).all()
+                   for split, y in (("train", self.train_y), ("test", self.test_y)))
 
     def to(self, device: torch.device | str) -> "Dataset":
         tensors = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -84,12 +96,16 @@ class Dataset:
             "test_images": int(self.test_x.shape[0]),
             "channel_mean": [round(v, 6) for v in self.mean.tolist()],
             "channel_std": [round(v, 6) for v in self.std.tolist()],
+            # measured, not read from a name: what labels a result (describe_data)
+            "data_jpeg_quality": self.jpeg_quality,
+            "data_cifar10": self.is_cifar10(),
         }
 
 
 def describe_source(source: str) -> str:
-    """A short label for a recorded ``data_source``, shown wherever a result is: results on
-    the JPEG re-encoding of CIFAR-10 must say so (its pixels differ from the original)."""
+    """A short label for a recorded ``data_source`` alone, from its kind and name: for records
+    stored before data sets were measured. Wherever the whole record is at hand,
+    :func:`describe_data` labels it from what was measured."""
     kind, _, where = str(source).partition(":")
     if kind == "synthetic":
         return "synthetic data (not CIFAR-10)"
@@ -113,6 +129,75 @@ def jpeg_quality(source: str) -> int | None:
     if quality:
         return int(quality.group(1))
     return COPY_QUALITY if ("jpeg" in name or "jpg" in name) else None
+
+
+# Data sets measured when the committed runs on them were stored, by the fingerprint of their
+# pixels and labels: their JPEG quality (the encoder's, from the files' quantisation tables) and
+# CIFAR-10's counts. Records written before data sets were measured are labelled from here.
+MEASURED = {
+    "eec90e10bd2f5438": (True, COPY_QUALITY),  # the JPEG copy of CIFAR-10 (cifar10-jpeg.tar.gz)
+    "e5a6a69fb244a8d8": (True, 50),  # the copy re-encoded at quality 50 (bnlib data reencode)
+    "6e71544909b112db": (True, 25),  # and at 25
+}
+
+
+def _given(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def data_identity(record) -> tuple[bool, int | None]:
+    """(whether it is CIFAR-10, its JPEG quality or None) of a run's record (``config.json``,
+    ``result.json`` or a row of :func:`bnlib.results.load`): what was measured from the data
+    when the run was stored, else what :data:`MEASURED` knows of its fingerprint, else (a
+    record older than both) what its source's kind and name say."""
+    if _given(record.get("data_cifar10")):
+        quality = record.get("data_jpeg_quality")
+        return bool(record["data_cifar10"]), int(quality) if _given(quality) else None
+    if record.get("data_fingerprint") in MEASURED:
+        return MEASURED[record["data_fingerprint"]]
+    source = str(record.get("data_source", ""))
+    quality = jpeg_quality(source)
+    return source.partition(":")[0] == "torchvision" or quality is not None, quality
+
+
+def describe_data(record) -> str:
+    """The label of the data a run read, shown wherever its result is (results on the JPEG
+    re-encoding of CIFAR-10 must say so: its pixels differ from the original), from
+    :func:`data_identity`: "CIFAR-10", "CIFAR-10, JPEG copy", "CIFAR-10, JPEG copy re-encoded
+    at quality 50", "synthetic data (not CIFAR-10)" or "image folder NAME"."""
+    kind, _, where = str(record.get("data_source", "")).partition(":")
+    if kind == "synthetic":
+        return "synthetic data (not CIFAR-10)"
+    cifar10, quality = data_identity(record)
+    if not cifar10:
+        return f"image folder {Path(where).name}" + (f" (JPEG quality {quality})" if quality is not None else "")
+    if quality is None:
+        return "CIFAR-10"
+    return "CIFAR-10, JPEG copy" + ("" if quality == COPY_QUALITY else f" re-encoded at quality {quality}")
+
+
+@functools.lru_cache(maxsize=None)
+def _quality_of_tables() -> dict[tuple[int, ...], int]:
+    """The luminance quantisation table this machine's JPEG encoder writes at each quality
+    1..100, to that quality (the lowest, where low qualities share a clamped table)."""
+    from PIL import Image
+
+    tables: dict[tuple[int, ...], int] = {}
+    for quality in range(1, 101):
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buffer, format="JPEG", quality=quality)
+        with Image.open(buffer) as image:
+            tables.setdefault(tuple(image.quantization[0]), quality)
+    return tables
+
+
+def estimate_quality(table: tuple[int, ...]) -> int:
+    """The encoder's quality behind a luminance quantisation table: the quality whose standard
+    (IJG) table it is, or the nearest one for an encoder that scales tables its own way."""
+    known = _quality_of_tables()
+    if table in known:
+        return known[table]
+    return min(known.items(), key=lambda item: sum(abs(a - b) for a, b in zip(item[0], table)))[1]
 
 
 def reencoded(source: str) -> bool:
@@ -184,9 +269,9 @@ def load(data: str) -> Dataset:
         check_contents(dataset.train_x, dataset.train_y, dataset.test_x, dataset.test_y, dataset.classes,
                        str(path), cifar10)
         return dataset
-    arrays = _decode_torchvision(path) if kind == "torchvision" else _decode_image_folder(path)
+    *arrays, quality = _decode_torchvision(path) if kind == "torchvision" else _decode_image_folder(path)
     check_contents(*arrays, str(path), cifar10)
-    dataset = from_arrays(*arrays, source=f"{kind}:{path.name}")
+    dataset = dataclasses.replace(from_arrays(*arrays, source=f"{kind}:{path.name}"), jpeg_quality=quality)
     _write_cache(cached, dataset)
     return dataset
 
@@ -292,7 +377,10 @@ def _source_key(path: Path) -> str:
 
 def _decode_torchvision(path: Path) -> tuple[np.ndarray, ...]:
     folder = path / "cifar-10-batches-py" if (path / "cifar-10-batches-py").is_dir() else path
-    classes = [c.decode() if isinstance(c, bytes) else c for c in _unpickle(folder / "batches.meta")["label_names"]]
+    names = _unpickle(folder / "batches.meta").get("label_names")
+    if not isinstance(names, list) or not all(isinstance(c, (bytes, str)) for c in names):
+        raise ConfigError(f"{folder / 'batches.meta'}: holds no list of label_names (not CIFAR-10's batches.meta)")
+    classes = [c.decode(errors="replace") if isinstance(c, bytes) else c for c in names]
 
     def read(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         batches = [_unpickle(folder / n) for n in names]
@@ -305,20 +393,44 @@ def _decode_torchvision(path: Path) -> tuple[np.ndarray, ...]:
         test = read(["test_batch"])
     except (KeyError, ValueError, TypeError) as error:  # a batch of the wrong shape or keys
         raise ConfigError(f"{folder}: CIFAR-10 batch files of the wrong layout ({_one_line(error)})") from None
-    return (*train, *test, classes)
+    return (*train, *test, classes, None)  # raw pixels: no JPEG quality
+
+
+# What CIFAR-10's pickled batches hold: dicts, lists, strings, bytes and numbers (pickle builds
+# those without any global) and numpy arrays, which need these. Python 3 pickles of bytes at
+# protocol 2 go through _codecs.encode. Nothing else is found: a pickle names the callables it
+# runs, so a data set that names any other one is refused before it runs.
+_CIFAR10_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR10_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never holds")
+        return super().find_class(module, name)
 
 
 def _unpickle(path: Path) -> dict:
+    """A CIFAR-10 batch file, through :class:`_CifarUnpickler`: reading a data set never runs
+    code from it."""
     try:
         with open(path, "rb") as f:
-            raw = pickle.load(f, encoding="bytes")
+            raw = _CifarUnpickler(f, encoding="bytes").load()
+        if not isinstance(raw, dict):
+            raise ValueError(f"it holds a {type(raw).__name__}, not a dict")
         return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
-    except Exception as error:  # missing, cut short, not a pickle: one message for all
+    except Exception as error:  # missing, cut short, not a pickle, foreign code: one message for all
         raise ConfigError(f"{path}: not a readable CIFAR-10 batch file ({_one_line(error)})") from None
 
 
-def _decode_image_folder(path: Path) -> tuple[np.ndarray, ...]:
-    """Decode ``train/<class>/*`` and ``test/<class>/*`` from a folder or a tar archive."""
+def _decode_image_folder(path: Path) -> tuple:
+    """Decode ``train/<class>/*`` and ``test/<class>/*`` from a folder or a tar archive: the
+    arrays, the classes and the JPEG quality of its images (:func:`estimate_quality` of their
+    most common luminance table; None when none is a JPEG)."""
     from PIL import Image
 
     found: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
@@ -353,6 +465,7 @@ def _decode_image_folder(path: Path) -> tuple[np.ndarray, ...]:
             + (f"; only in train/: {', '.join(only_train[:5])}" if only_train else "")
             + (f"; only in test/: {', '.join(only_test[:5])}" if only_test else ""))
     size: tuple[tuple[int, int], str] | None = None  # the first image's (width, height) and name
+    tables: collections.Counter = collections.Counter()  # luminance quantisation tables of the JPEGs
 
     def split(name: str) -> tuple[np.ndarray, np.ndarray]:
         nonlocal size
@@ -362,6 +475,8 @@ def _decode_image_folder(path: Path) -> tuple[np.ndarray, ...]:
                 where = f"{name}/{cls}/{file_name}"
                 try:
                     with Image.open(io.BytesIO(blob)) as opened:
+                        if opened.format == "JPEG" and getattr(opened, "quantization", None):
+                            tables[tuple(opened.quantization[0])] += 1
                         image = opened.convert("RGB")
                         image.load()
                 except Exception as error:  # truncated, not an image, an unknown mode
@@ -375,7 +490,8 @@ def _decode_image_folder(path: Path) -> tuple[np.ndarray, ...]:
                 labels.append(label)
         return np.stack(images).transpose(0, 3, 1, 2).copy(), np.asarray(labels, dtype=np.int64)
 
-    return (*split("train"), *split("test"), classes)
+    arrays = (*split("train"), *split("test"))
+    return (*arrays, classes, estimate_quality(tables.most_common(1)[0][0]) if tables else None)
 
 
 def _tar_files(path: Path) -> list[tuple[str, bytes]]:
@@ -440,7 +556,7 @@ def _write_cache(path: Path, ds: Dataset) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # concurrent first decodes never share a file
     meta = json.dumps({"classes": ds.classes, "source": ds.source, "fingerprint": ds.fingerprint,
-                       "mean": ds.mean.tolist(), "std": ds.std.tolist()})
+                       "mean": ds.mean.tolist(), "std": ds.std.tolist(), "jpeg_quality": ds.jpeg_quality})
     np.savez(tmp, train_x=ds.train_x.numpy(), train_y=ds.train_y.numpy(),
              test_x=ds.test_x.numpy(), test_y=ds.test_y.numpy(), meta=np.asarray(meta))
     os.replace(tmp, path)  # atomic: a killed decode never leaves a half-written cache
@@ -458,6 +574,7 @@ def _read_cache(path: Path) -> Dataset | None:
             *(torch.from_numpy(a) for a in arrays),
             [str(c) for c in meta["classes"]], str(meta["source"]), str(meta["fingerprint"]),
             torch.tensor(meta["mean"], dtype=torch.float32), torch.tensor(meta["std"], dtype=torch.float32),
+            None if meta["jpeg_quality"] is None else int(meta["jpeg_quality"]),
         )
         if not all(a.dtype == t for a, t in zip(arrays, (np.uint8, np.int64) * 2)) or dataset.mean.shape != (3,) \
                 or dataset.std.shape != (3,):

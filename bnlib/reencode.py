@@ -34,14 +34,28 @@ def encode(image: np.ndarray, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def reencode(source: str, quality: int, destination: str | Path | None = None) -> Path:
-    """Decode ``source`` (any source :func:`bnlib.data.load` reads) and write every image again
-    as JPEG at ``quality`` into an image-folder ``.tar.gz``; returns its path."""
-    if not isinstance(quality, int) or not 1 <= quality <= 95:
-        raise ConfigError(f"quality must be a whole number in 1..95 (PIL's useful range), got {quality!r}")
-    destination = Path(destination) if destination else default_destination(source, quality)
+def check_destination(source: str, destination: Path, replace: bool = False) -> None:
+    """Refuse to write over the source (which would be read and destroyed at once) or, unless
+    ``replace``, over any existing file: a data set is never replaced by accident."""
     if not destination.name.endswith(".tar.gz"):
         raise ConfigError(f"destination {str(destination)!r} must end in .tar.gz")
+    if source not in ("cifar10", "synthetic") and destination.exists() and Path(source).exists() \
+            and os.path.samefile(source, destination):
+        raise ConfigError(f"destination {str(destination)!r} is the source itself: write the copy elsewhere")
+    if destination.exists() and not (replace and destination.is_file()):
+        raise ConfigError(f"destination {str(destination)!r} exists"
+                          + ("" if destination.is_file() else " and is not a file")
+                          + ": choose another, or pass --replace to write over it")
+
+
+def reencode(source: str, quality: int, destination: str | Path | None = None, replace: bool = False) -> Path:
+    """Decode ``source`` (any source :func:`bnlib.data.load` reads) and write every image again
+    as JPEG at ``quality`` into an image-folder ``.tar.gz``; returns its path. An existing
+    destination is refused unless ``replace`` (the source itself always is)."""
+    if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 95:
+        raise ConfigError(f"quality must be a whole number in 1..95 (PIL's useful range), got {quality!r}")
+    destination = Path(destination) if destination else default_destination(source, quality)
+    check_destination(source, destination, replace)
     dataset = data_lib.load(source)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
@@ -53,6 +67,9 @@ def reencode(source: str, quality: int, destination: str | Path | None = None) -
                 tar.addfile(info, io.BytesIO(blob))
     destination.parent.mkdir(parents=True, exist_ok=True)
     tmp = destination.with_name(destination.name + f".{os.getpid()}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, destination)
+    try:
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, destination)  # atomic: a reader sees no copy or the whole copy
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk or an interruption leaves no partial file behind
     return destination

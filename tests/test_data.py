@@ -402,3 +402,101 @@ def test_a_damaged_cache_is_deleted_and_rebuilt(how, tmp_path, monkeypatch):
         warnings.simplefilter("error")  # the rebuilt cache reads cleanly, without decoding
         monkeypatch.setattr(data, "_decode_image_folder", lambda path: pytest.fail("decoded again"))
         assert data.load(str(folder)).fingerprint == fresh.fingerprint
+
+
+# --------------------------------------------------------------------------- nothing trusted unchecked
+
+class _Planted:
+    """A pickle that, when loaded by plain pickle, makes the folder ``marker``: code from data."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+@pytest.mark.parametrize("planted", ["batches.meta", "data_batch_1"])
+def test_a_crafted_pickle_in_a_cifar10_folder_runs_no_code(planted, tmp_path, small_cifar10, capsys):
+    from bnlib.cli import main
+
+    rng = np.random.default_rng(1)
+    write_torchvision_folder(tmp_path / "tv", rng.permutation(np.arange(20) % 10), rng.permutation(10))
+    marker = tmp_path / "code-ran"
+    payload = {b"label_names": _Planted(marker)} if planted == "batches.meta" else \
+        {b"data": _Planted(marker), b"labels": [0]}
+    (tmp_path / "tv" / "cifar-10-batches-py" / planted).write_bytes(pickle.dumps(payload, protocol=2))
+    with pytest.raises(ConfigError, match=f"{planted}.*names posix.mkdir"):
+        data.load(str(tmp_path / "tv"))
+    for command in (["data", "reencode", "--quality", "50", str(tmp_path / "tv"), str(tmp_path / "out.tar.gz")],
+                    ["train", "--data", str(tmp_path / "tv"), "--model", "resnet-8", "--epochs", "1",
+                     "--runs-dir", str(tmp_path / "runs")]):
+        assert main(command) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not marker.exists() and not (tmp_path / "out.tar.gz").exists()
+
+
+@pytest.mark.parametrize("meta", [[b"c0", b"c1"], {b"label_names": "c0"}, {b"other": 1}])
+def test_a_malformed_batches_meta_is_one_line(meta, tmp_path, small_cifar10):
+    rng = np.random.default_rng(1)
+    write_torchvision_folder(tmp_path / "tv", rng.permutation(np.arange(20) % 10), rng.permutation(10))
+    (tmp_path / "tv" / "cifar-10-batches-py" / "batches.meta").write_bytes(pickle.dumps(meta))
+    with pytest.raises(ConfigError, match="batches.meta") as error:
+        data.load(str(tmp_path / "tv"))
+    assert "\n" not in str(error.value)
+
+
+def test_the_real_cifar10_pickle_layout_still_loads(tmp_path, small_cifar10):
+    """Python 2's pickles (CIFAR-10's own) name numpy's array reconstruction and bytes: allowed."""
+    rng = np.random.default_rng(1)
+    write_torchvision_folder(tmp_path / "tv", rng.permutation(np.arange(20) % 10), rng.permutation(10))
+    folder = tmp_path / "tv" / "cifar-10-batches-py"
+    for name in ("data_batch_1", "batches.meta"):  # protocol 2, as the download holds them
+        folder.joinpath(name).write_bytes(pickle.dumps(pickle.loads(folder.joinpath(name).read_bytes()), protocol=2))
+    assert data.load(str(tmp_path / "tv")).classes[0] == "c0"
+
+
+def write_jpeg_folder(root, classes, per_class, quality):
+    for split, n in per_class.items():
+        for cls, arrays in make_images(n, classes, seed=len(split)).items():
+            (root / split / cls).mkdir(parents=True)
+            for i, array in enumerate(arrays):
+                Image.fromarray(array).save(root / split / cls / f"{i:04d}.jpg", quality=quality)
+    return root
+
+
+def test_jpeg_quality_and_cifar10_are_measured_not_read_from_the_name(tmp_path, small_cifar10):
+    classes = [f"c{i}" for i in range(10)]
+    # CIFAR-10's counts (2 and 1 per class here), encoded at 25 but named as the quality-50 copy
+    lying = write_jpeg_folder(tmp_path / "cifar10-jpeg-q50", classes, {"train": 2, "test": 1}, quality=25)
+    ds = data.load(str(lying))
+    assert ds.jpeg_quality == 25 and ds.is_cifar10()
+    assert data.describe_data(ds.describe()) == "CIFAR-10, JPEG copy re-encoded at quality 25"
+    # two classes of random images, named like the JPEG copy: not CIFAR-10
+    random = write_jpeg_folder(tmp_path / "random-jpeg", ["a", "b"], {"train": 3, "test": 2}, quality=75)
+    described = data.load(str(random)).describe()
+    assert described["data_cifar10"] is False and described["data_jpeg_quality"] == 75
+    assert data.describe_data(described) == "image folder random-jpeg (JPEG quality 75)"
+    write_image_folder(tmp_path / "png-jpeg")  # PNG files: no JPEG quality at all
+    assert data.load(str(tmp_path / "png-jpeg")).jpeg_quality is None
+    assert data.describe_data(data.load("synthetic").describe()) == "synthetic data (not CIFAR-10)"
+
+
+def test_records_stored_before_measuring_are_labelled_by_fingerprint():
+    copy = {"data_source": "image-folder-tar:renamed.tar.gz", "data_fingerprint": "e5a6a69fb244a8d8"}
+    assert data.describe_data(copy) == "CIFAR-10, JPEG copy re-encoded at quality 50"
+    assert data.data_identity({**copy, "data_fingerprint": "eec90e10bd2f5438"}) == (True, 75)
+    # a row of a table mixing old and new records: the measured columns read NaN for the old
+    assert data.data_identity({**copy, "data_cifar10": float("nan"), "data_jpeg_quality": float("nan")}) == (True, 50)
+
+
+@pytest.mark.parametrize("quality", [10, 50, 75, 90])
+def test_the_quality_estimate_inverts_the_encoder(quality):
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(make_images(1, ["a"], seed=0)["a"][0]).save(buffer, format="JPEG", quality=quality)
+    with Image.open(buffer) as image:
+        assert data.estimate_quality(tuple(image.quantization[0])) == quality

@@ -51,3 +51,40 @@ def test_the_command_prints_json_last(tmp_path, capsys):
     assert out["path"] == str(target) and out["quality"] == 40 and target.is_file()
     assert out["data_fingerprint"] == data.load(str(target)).fingerprint
     assert main(["data", "reencode", "--quality", "40", "synthetic", str(tmp_path / "x.zip")]) == 2
+
+
+def test_reencode_never_overwrites_its_source_or_an_existing_file(tmp_path, capsys):
+    source = reencode("synthetic", 40, tmp_path / "synthetic-q40.tar.gz")
+    before = source.read_bytes()
+    for destination in (source, tmp_path / "link-q40.tar.gz"):  # itself, and itself under another name
+        if destination != source:
+            destination.symlink_to(source)
+        with pytest.raises(ConfigError, match="source itself"):
+            reencode(str(source), 50, destination)
+        with pytest.raises(ConfigError, match="source itself"):
+            reencode(str(source), 50, destination, replace=True)
+        assert main(["data", "reencode", "--quality", "50", str(source), str(destination)]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert source.read_bytes() == before
+    other = tmp_path / "other-q25.tar.gz"
+    other.write_bytes(b"keep me")
+    with pytest.raises(ConfigError, match="exists.*--replace"):
+        reencode(str(source), 25, other)
+    assert other.read_bytes() == b"keep me"
+    assert main(["data", "reencode", "--quality", "25", "--replace", str(source), str(other)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["measured_quality"] == 25 and data.load(str(other)).jpeg_quality == 25
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link-q40.tar.gz", "other-q25.tar.gz", "synthetic-q40.tar.gz"]
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    def full_disk(self, payload):
+        Path.write_text(self, "half")  # part of it written, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(OSError):
+        reencode("synthetic", 40, tmp_path / "out.tar.gz")
+    assert list(tmp_path.iterdir()) == []
