@@ -128,7 +128,7 @@ window.addEventListener("load", function () { setTimeout(function () {
     if (t.getBoundingClientRect().right > edge + 1) wide.push(t.innerText.slice(0, 60).replace(/\\s+/g, " "));
   });
   // a printed output that scrolls sideways hides the end of its lines
-  document.querySelectorAll("article pre").forEach(function (p) {
+  document.querySelectorAll("article .cell_output pre").forEach(function (p) {
     if (p.scrollWidth > p.clientWidth + 1) wide.push("output: " + p.innerText.slice(0, 60).replace(/\\s+/g, " "));
   });
   var out = document.createElement("pre"); out.id = "wide-tables"; out.textContent = JSON.stringify(wide);
@@ -139,7 +139,7 @@ window.addEventListener("load", function () { setTimeout(function () {
 
 def rendered(page: Path, profile: Path) -> tuple[str, list[str]]:
     """The DOM of a built page after its scripts ran, in a 1400 px wide window, and the tables
-    wider than the page's content column there (measured by a copy of the page that carries
+    wider than the page's content column there and the printed outputs that scroll sideways (measured by a copy of the page that carries
     :data:`WIDTH_PROBE`, beside it so that its relative links hold)."""
     probe = page.with_name(f"probe-{page.name}")
     probe.write_text(page.read_text().replace("</body>", WIDTH_PROBE + "</body>"))
@@ -163,11 +163,12 @@ def test_the_width_probe_finds_a_table_wider_than_the_column(tmp_path):
     line = " ".join(f"word{i}" for i in range(200))
     page.write_text(f"<html><body><article class='bd-article' style='width: 600px'><p>text</p>"
                     f"<table id='narrow'><tr><td>1</td></tr></table><table><tr>{cells}</tr></table>"
-                    f"<pre style='overflow-x: auto'>{line}</pre><pre style='white-space: pre-wrap'>{line}</pre>"
+                    f"<div class='cell_output'><pre style='overflow-x: auto'>{line}</pre>"
+                    f"<pre style='white-space: pre-wrap'>{line}</pre></div><pre style='overflow-x: auto'>{line}</pre>"
                     "</article></body></html>")
     dom, wide = rendered(page, tmp_path / "profile")
     assert len(wide) == 2 and wide[0].startswith("column number 0") and "text" in dom
-    assert wide[1].startswith("output: word0")  # the scrolling output; the wrapped one passes
+    assert wide[1].startswith("output: word0")  # the scrolling output; the wrapped one and code pass
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
