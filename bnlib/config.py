@@ -84,7 +84,11 @@ class TrainConfig:
     lr_drops: str = _field("0.5,0.75", "fractions of training after which lr is divided by 10 (80 and 120 of 160)")
     precision: str = _field("fp32", "fp32, or bf16 (autocast; BatchNorm stays fp32): changes numerics")
     device: str = _field("auto", "auto, cpu, cuda, cuda:N", hashed=False)
-    channels_last: bool = _field(True, "NHWC memory layout (faster on CPU and GPU; same math)", hashed=False)
+    # The layout changes the order of floating-point sums in convolutions and BatchNorm, so the
+    # numbers (gamma moves by ~5e-3 over a few epochs): it is part of the address, entering it
+    # only when false (every stored run used the default), so a run never resumes in another.
+    channels_last: bool = _field(True, "NHWC memory layout (faster on CPU and GPU; false is another run: "
+                                       "it rounds differently)")
     compile: str = _field("none", "torch.compile: none, default, reduce-overhead (CUDA graphs)", hashed=False)
 
     __post_init__ = _normalise

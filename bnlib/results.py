@@ -22,11 +22,15 @@ fingerprint of its pixels (not its path) and the training mode by the tensors it
 from __future__ import annotations
 
 import csv
+import fcntl
+import functools
 import hashlib
 import io
 import json
 import datetime
 import logging
+import math
+import numbers
 import os
 import re
 from pathlib import Path
@@ -74,15 +78,22 @@ def address(config: RunConfig, data_fingerprint: str) -> str:
     identity: fields that say where or how visibly a run executes (``hashed=False``) are left
     out, the data set is its fingerprint and the mode the set of tensors it trains
     (``bn,shortcut,output`` and ``output,shortcut,bn`` are one run)."""
-    from .freezing import mode_identity
-
     values = config.flat()
     payload = {f.name: values[f.name] for f in all_fields() if f.metadata.get("hashed", True)
                and (f.name in ADDRESS_FIELDS or values[f.name] != f.default)}
     payload["data"] = data_fingerprint
-    payload["trainable"] = mode_identity(config.train.trainable, config.model.model)
+    payload["trainable"] = _mode_identity(config.train.trainable, config.model.model)
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return f"{config.model.model}_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+@functools.lru_cache(maxsize=None)
+def _mode_identity(trainable: str, model: str) -> str:
+    """:func:`bnlib.freezing.mode_identity`, asked once per (mode, network): reading a store
+    checks every run's address, and each answer builds a network on the meta device."""
+    from .freezing import mode_identity
+
+    return mode_identity(trainable, model)
 
 
 def run_dir(runs_dir: str | Path, config: RunConfig, data_fingerprint: str) -> Path:
@@ -176,6 +187,86 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     return {**{f.name: f.default for f in all_fields()}, **read_json(Path(folder) / CONFIG)}
 
 
+class Foreign(Unreadable):
+    """A run folder whose ``config.json`` is another run's (a renamed or copied folder): what it
+    holds answers for that run, not for the one its name is the address of."""
+
+
+def read_run_config(folder: str | Path) -> dict[str, Any]:
+    """A run's ``config.json`` (:func:`read_config`), checked to be this folder's: its fields
+    and data fingerprint must hash to the folder's name (:func:`address`), so a renamed folder
+    or a config copied from another run never relabels a result. Raises :class:`Foreign`
+    (or :class:`Unreadable` for a file that cannot be read)."""
+    folder = Path(folder)
+    record = read_config(folder)
+    fingerprint = record.get("data_fingerprint")
+    if not isinstance(fingerprint, str) or not fingerprint:
+        raise Foreign(folder / CONFIG, "records no data fingerprint, so it cannot prove which run it is")
+    try:
+        expected = address(RunConfig.from_flat(**{f.name: record[f.name] for f in all_fields()}), fingerprint)
+    except Exception as error:  # an unknown network or mode, a value of the wrong type
+        raise Foreign(folder / CONFIG, f"holds no valid config ({_one_line(error)})") from None
+    if expected != folder.name:
+        raise Foreign(folder / CONFIG, f"is the config of run {expected}, not of {folder.name} "
+                                       "(a renamed folder, or a config copied from another run?)")
+    return record
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def read_result(folder: str | Path, metrics: pd.DataFrame | None = None) -> dict[str, Any]:
+    """A finished run's ``result.json``, checked to hold values a run can have: status
+    complete or diverged, accuracies in [0, 100], losses >= 0 (finite unless the run diverged),
+    and as many epochs as its ``metrics.csv`` (``metrics``, when read already) has rows.
+    Anything else is :class:`Unreadable`, naming the file and the value."""
+    path = Path(folder) / RESULT
+    result = read_json(path)
+    status = result.get("status")
+    if status not in ("complete", "diverged") or "test_accuracy" not in result:
+        raise Unreadable(path, "has no status complete or diverged and no test_accuracy")
+    for key in ("test_accuracy", "train_accuracy"):
+        value = result.get(key, 0.0) if key != "test_accuracy" else result[key]
+        if not _number(value) or not 0 <= value <= 100:
+            raise Unreadable(path, f"holds {key} {value!r}, not a percentage in [0, 100]")
+    for key in ("test_loss", "train_loss"):
+        value = result.get(key, 0.0)
+        if not _number(value) or value < 0 or (status == "complete" and not math.isfinite(value)):
+            raise Unreadable(path, f"holds {key} {value!r}, not a loss a {status} run can have")
+    epochs = result.get("epochs_completed")
+    if epochs is not None:
+        if not _number(epochs) or epochs != int(epochs) or epochs < 1:
+            raise Unreadable(path, f"holds epochs_completed {epochs!r}, not a whole number >= 1")
+        rows = len(load_metrics_of(folder) if metrics is None else metrics)
+        if rows and rows != epochs:
+            raise Unreadable(path, f"says {int(epochs)} epochs were completed but {METRICS} has {rows}")
+    return result
+
+
+def _being_written(folder: Path) -> bool:
+    """Whether another process holds the run's lock (:func:`bnlib.train._locked`): its files
+    are being written. Only read: the lock is tried shared, without waiting, and let go."""
+    try:
+        handle = open(folder / LOCK, "rb")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 def run_dirs(runs_dir: str | Path) -> list[Path]:
     root = Path(runs_dir)
     return sorted(p.parent for p in root.glob(f"*/{CONFIG}")) if root.is_dir() else []
@@ -183,11 +274,9 @@ def run_dirs(runs_dir: str | Path) -> list[Path]:
 
 def _row(folder: Path) -> dict[str, Any]:
     """One run's row of :func:`load`; raises :class:`Unreadable` naming the damaged file."""
-    row: dict[str, Any] = read_config(folder)
+    row: dict[str, Any] = read_run_config(folder)
     if (folder / RESULT).is_file():
-        result = read_json(folder / RESULT)
-        if result.get("status") not in ("complete", "diverged") or "test_accuracy" not in result:
-            raise Unreadable(folder / RESULT, "has no status complete or diverged and no test_accuracy")
+        result = read_result(folder)
         # result.json records the device the run resolved to (cuda, cpu); the config's own
         # "device" field (e.g. "auto") keeps its column, so the table reads back the config.
         result["device_used"] = result.pop("device", None)
@@ -250,17 +339,21 @@ def check(runs_dir: str | Path) -> list[dict[str, Any]]:
     states = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and RUN_FOLDER.fullmatch(p.name)):
         state: dict[str, Any] = {"run": folder.name, "state": "", "epochs": 0, "detail": ""}
+        if _being_written(folder):  # its files change under us: whatever we read proves nothing
+            state.update(state="training", detail="being trained by another process (it holds the run's lock)")
+            states.append(state)
+            continue
         try:
             if not (folder / CONFIG).is_file():
                 raise Unreadable(folder / CONFIG, "is missing")
-            read_config(folder)
+            read_run_config(folder)
             epochs = len(load_metrics_of(folder))
             if (folder / RESULT).is_file():
                 result = _row(folder)
-                state.update(state=result["status"], epochs=int(result["epochs_completed"]),
+                state.update(state=result["status"], epochs=int(result.get("epochs_completed", epochs)),
                              detail=f"test accuracy {result['test_accuracy']:.2f}%")
             elif (folder / CHECKPOINT).is_file():
-                epochs = int(load_torch(folder / CHECKPOINT)["epoch"])
+                epochs = _checkpoint_epoch(folder / CHECKPOINT)
                 stopped = _last_event(folder).startswith("stop")
                 state.update(state="stopped" if stopped else "interrupted", epochs=epochs,
                              detail=f"resumes from its checkpoint after epoch {epochs}")
@@ -268,12 +361,16 @@ def check(runs_dir: str | Path) -> list[dict[str, Any]]:
                 state.update(state="interrupted", epochs=epochs, detail="no checkpoint: starts again from scratch")
         except Unreadable as error:
             state.update(state="unreadable", detail=str(error))
-        except Exception as error:  # a checkpoint torch cannot load: any of its errors
-            state.update(state="unreadable",
-                         detail=f"{folder / CHECKPOINT}: cannot be loaded ({type(error).__name__}: "
-                                f"{str(error).splitlines()[0] if str(error) else ''})")
         states.append(state)
     return states
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    """The epoch a checkpoint resumes after; :class:`Unreadable` for one that cannot be loaded."""
+    try:
+        return int(load_torch(path)["epoch"])
+    except Exception as error:  # a checkpoint torch cannot load: any of its errors
+        raise Unreadable(path, f"cannot be loaded ({_one_line(error)})") from None
 
 
 def _last_event(folder: Path) -> str:
@@ -306,7 +403,34 @@ def load_metrics_of(folder: str | Path) -> pd.DataFrame:
         raise Unreadable(path, "holds values that are not numbers")
     if list(numeric["epoch"]) != list(range(1, len(numeric) + 1)):
         raise Unreadable(path, "does not number its epochs 1, 2, 3, ...")
+    problem = _metrics_out_of_bounds(numeric, losses)
+    if problem:
+        raise Unreadable(path, problem)
     return metrics.assign(**{c: numeric[c] for c in METRIC_COLUMNS}).astype({"epoch": int})
+
+
+def _metrics_out_of_bounds(numeric: pd.DataFrame, losses: list[str]) -> str | None:
+    """Why a metrics table holds values no run can have (None when it holds none): accuracies
+    outside [0, 100], negative losses or a non-finite one before the last epoch (a run stops at
+    the epoch it diverges), a learning rate that is not positive, negative times or speeds."""
+    for column in ("train_accuracy", "test_accuracy"):
+        bad = ~numeric[column].between(0, 100)
+        if bad.any():
+            return f"holds {column} {float(numeric[column][bad].iloc[0]):g} at epoch {int(numeric['epoch'][bad].iloc[0])}, " \
+                   "not a percentage in [0, 100]"
+    for column in losses:
+        values = numeric[column]
+        finite = values.map(math.isfinite)
+        bad = (finite & (values < 0)) | (~finite & (numeric["epoch"] < len(numeric)))
+        if bad.any():
+            return f"holds {column} {float(values[bad].iloc[0]):g} at epoch {int(numeric['epoch'][bad].iloc[0])}, " \
+                   "not a loss a run can have there"
+    for column, bad in (("lr", ~(numeric["lr"] > 0) | ~numeric["lr"].map(math.isfinite)),
+                        ("seconds", ~numeric["seconds"].between(0, math.inf)),
+                        ("images_per_s", ~numeric["images_per_s"].between(0, math.inf))):
+        if bad.any():
+            return f"holds {column} {float(numeric[column][bad].iloc[0]):g} at epoch {int(numeric['epoch'][bad].iloc[0])}"
+    return None
 
 
 def load_metrics(runs_dir: str | Path) -> pd.DataFrame:
@@ -315,11 +439,12 @@ def load_metrics(runs_dir: str | Path) -> pd.DataFrame:
     for folder in run_dirs(runs_dir):
         try:
             metrics = load_metrics_of(folder)
+            record = read_run_config(folder)
         except Unreadable as error:
             log.warning("skipped the epochs of run %s: %s", folder.name, error)
             continue
         if len(metrics):
-            scalars = {k: v for k, v in read_config(folder).items() if not isinstance(v, (list, dict))}
+            scalars = {k: v for k, v in record.items() if not isinstance(v, (list, dict))}
             frames.append(metrics.assign(**scalars, run_dir=str(folder)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

@@ -328,6 +328,38 @@ def is_finished(configs: Sequence[RunConfig], runs_dir: str | Path) -> list[bool
     return done
 
 
+MAX_RETRIES = 10  # more would retry a run that fails for a reason for hours
+
+
+def _check_fits(configs: Sequence[RunConfig], runs_dir: str | Path, time_limit: float) -> None:
+    """:func:`bnlib.train.check_fits` of every run to train, from its stored epochs (before Ray
+    starts: a limit that lets some run never progress is refused, status 2)."""
+    from .train import check_fits
+
+    datasets: dict[str, data_lib.Dataset] = {}
+    for config in configs:
+        if config.data.data not in datasets:
+            datasets[config.data.data] = data_lib.load(config.data.data)
+        folder = locate(config, datasets[config.data.data], runs_dir)
+        try:
+            stored = results.load_metrics_of(folder).to_dict("records")
+        except results.Unreadable:
+            continue  # its checkpoint decides where it resumes; nothing measured to go by
+        check_fits(folder.name, stored, time_limit)
+
+
+def check_log(log: str | Path) -> None:
+    """A sweep's ``--log`` must be a file it can append to, checked before the first run (not
+    after hours of training): its folder exists and is writable, and it is no folder itself."""
+    path = Path(log)
+    if path.is_dir():
+        raise ConfigError(f"--log {str(log)!r} is a folder, not a file")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--log {str(log)!r}: its folder {str(path.parent)!r} does not exist")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise ConfigError(f"--log {str(log)!r} cannot be written")
+
+
 def _not_started(n: int) -> str:
     return f"time limit: {n} run{'' if n == 1 else 's'} not started"
 
@@ -370,6 +402,10 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
     from tqdm import tqdm
 
     given, runs_dir = str(runs_dir), str(Path(runs_dir).resolve())  # workers need the absolute path
+    if not (isinstance(retries, int) and 0 <= retries <= MAX_RETRIES):  # -1 would retry for ever
+        raise ConfigError(f"retries must be a whole number in 0..{MAX_RETRIES}, got {retries!r}")
+    if log:
+        check_log(log)  # before the first run, not after it
     if address:
         check_address(address)  # before the data is read: a wrong address is told at once
     finished = is_finished(configs, runs_dir)
@@ -391,6 +427,8 @@ def run(configs: Sequence[RunConfig], runs_dir: str | Path, *, address: str | No
         counts["stopped"] = len(todo)
         say(_not_started(len(todo)))
         return counts
+    if deadline is not None:  # a run whose measured epoch exceeds the whole limit never progresses
+        _check_fits(todo, runs_dir, deadline - time.time())
 
     if not address:  # what this machine cannot give is told before Ray starts
         _resources(_this_machine(), address, gpus_per_run, cpus_per_run)

@@ -79,6 +79,8 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):  # meta computes nothing; mps, xpu and others are untested here
+        raise ConfigError(f"device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is available")
     return device
@@ -198,11 +200,14 @@ def train(
     progress: bool = False,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     time_limit: float | None = None,
+    refuse_unfit: bool = False,
 ) -> RunResult:
     """Train one run, or return it from the store, or resume it; with ``time_limit`` (seconds),
-    stop at the last epoch boundary that fits. See the module docstring."""
+    stop at the last epoch boundary that fits. See the module docstring. ``refuse_unfit``: a
+    ``time_limit`` shorter than one epoch of the run, as measured, is :class:`ConfigError`
+    (:func:`check_fits`) instead of a stop that makes no progress."""
     return train_replicates([config], runs_dir, dataset=dataset, progress=progress, on_epoch=on_epoch,
-                            time_limit=time_limit)[0]
+                            time_limit=time_limit, refuse_unfit=refuse_unfit)[0]
 
 
 def train_replicates(configs: Sequence[RunConfig], runs_dir: str | Path, **options: Any) -> list[RunResult]:
@@ -221,6 +226,7 @@ def train_pack(
     progress: bool = False,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     time_limit: float | None = None,
+    refuse_unfit: bool = False,
 ) -> list[RunResult]:
     """Train a pack: runs of one network that differ only in ``seed``, ``trainable``,
     ``bn_init`` and ``feature_init``, together as one fused network (:func:`bnlib.models.fuse`,
@@ -263,6 +269,8 @@ def train_pack(
                 done[i] = stored
                 continue
             states[i] = _trusted_checkpoint(folder, configs[i], len(dataset.classes))
+            if refuse_unfit and time_limit is not None:
+                check_fits(folder.name, states[i]["metrics"] if states[i] else [], time_limit)
             waiting.setdefault(states[i]["epoch"] if states[i] else 0, []).append(i)
         for group in waiting.values():
             trained = _train_group([configs[i] for i in group], [folders[i] for i in group], dataset, progress,
@@ -274,31 +282,43 @@ def train_pack(
 def stored_result(folder: Path, repair: tuple[RunConfig, data_lib.Dataset] | None = None) -> RunResult | None:
     """The result of a finished run, or None when the run is not finished here.
 
+    Only a folder that proves it is this run is returned: its ``config.json`` hashes to its
+    address and its ``result.json`` and ``metrics.csv`` hold values a run can have
+    (:func:`bnlib.results.read_run_config`, :func:`bnlib.results.read_result`).
+
     With ``repair`` (the run's config and data, under the run's lock), a finished run with a
     damaged file is mended from what is intact: an unreadable ``config.json`` is written again
     from the config; an unreadable ``result.json`` or ``metrics.csv`` is set aside and the run is
-    trained again, which gives it the same result (training is deterministic)."""
+    trained again, which gives it the same result (training is deterministic). A folder whose
+    ``config.json`` is another run's (renamed, or copied over) holds that run's results: they are
+    all set aside and the run is trained again."""
     if not (folder / results.RESULT).is_file():
         return None
     try:
-        stored = results.read_json(folder / results.RESULT)
-        results.load_metrics_of(folder)
+        metrics = results.load_metrics_of(folder)
+        stored = results.read_result(folder, metrics)
         try:
-            results.read_json(folder / results.CONFIG)
+            results.read_run_config(folder)
+        except results.Foreign:
+            raise
         except results.Unreadable:
             if repair is None:
                 return None  # repaired under the run's lock
             config, dataset = repair
             results.log.warning("%s was unreadable: written again from the run's config", folder / results.CONFIG)
             results.write_json(folder / results.CONFIG, results.config_record(config, dataset.describe()))
-        return RunResult(str(folder), stored["status"], stored["test_accuracy"], stored["epochs_completed"],
-                         cached=True, resumed_from_epoch=0)
-    except (results.Unreadable, KeyError) as error:
+        return RunResult(str(folder), stored["status"], stored["test_accuracy"],
+                         int(stored.get("epochs_completed", len(metrics))), cached=True, resumed_from_epoch=0)
+    except results.Unreadable as error:
         if repair is None:
             return None  # repaired under the run's lock
-        for name in (results.RESULT, results.METRICS):
+        foreign = isinstance(error, results.Foreign)
+        # another run's folder: every file it holds answers for that run; else only the two
+        names = (results.CONFIG, results.RESULT, results.METRICS, results.BATCHNORM, results.MODEL,
+                 results.CLAMPING) if foreign else (results.RESULT, results.METRICS)
+        for name in names:
             if (folder / name).is_file():
-                results.set_aside(folder / name, f"belongs to a finished run that cannot be read ({error}); "
+                results.set_aside(folder / name, f"belongs to a finished run that cannot be trusted ({error}); "
                                                  "the run is trained again")
         return None
 
@@ -362,6 +382,17 @@ def _epoch_estimate(measured: list[float], stored: list[dict[str, float]]) -> fl
     where the run trained before); None when nothing was measured yet."""
     recent = (measured[1:] if len(measured) > 1 else measured)[-5:] or [row["seconds"] for row in stored][-5:]
     return sorted(recent)[len(recent) // 2] if recent else None
+
+
+def check_fits(run: str, stored: list[dict[str, float]], time_limit: float) -> None:
+    """Refuse a time limit shorter than one epoch of a run, as its stored epochs measured it
+    (:func:`_epoch_estimate`): every call would stop the run before its next epoch and exit with
+    status 3, so a job that resubmits itself on 3 would never end. A run with no epoch yet is not
+    refused: nothing measured says its first epoch does not fit, and that epoch is kept."""
+    estimate = _epoch_estimate([], stored)
+    if estimate is not None and estimate > time_limit:
+        raise ConfigError(f"the time limit of {time_limit:.0f} s is shorter than one epoch of run {run} "
+                          f"({estimate:.0f} s measured): it could never train another; give a longer --time-limit")
 
 
 def _train_group(configs: list[RunConfig], folders: list[Path], dataset: data_lib.Dataset, progress: bool,

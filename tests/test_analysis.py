@@ -206,3 +206,16 @@ def test_seed_spread_is_the_range_between_seeds_of_one_experiment():
     table = seed_spread(runs)
     assert table.to_dict("records") == [{"epochs": 2, "experiments": 2, "median range": 2.25, "largest range": 3.5}]
     assert seed_spread(runs[runs["trainable"] == "none"]).empty  # one seed: no spread to measure
+
+
+def test_readers_of_a_damaged_clamping_curve_write_nothing(trained_run, caplog):
+    """A reader (a chapter, sweep --dry-run) may read a store it cannot write: a damaged curve
+    counts as missing, in memory; only a call that computes the curve sets the file aside."""
+    (trained_run / results.CLAMPING).write_text("keep,foo\nbar,baz\n")
+    before = sorted(p.name for p in trained_run.iterdir())
+    with caplog.at_level("WARNING", logger="bnlib"):
+        assert analysis.clamp_curve(trained_run, None).empty
+        assert analysis.clamp_missing(trained_run) == analysis.clamp_grid()
+    assert sorted(p.name for p in trained_run.iterdir()) == before
+    assert (trained_run / results.CLAMPING).read_text() == "keep,foo\nbar,baz\n"
+    assert any("clamping.csv" in r.getMessage() for r in caplog.records)

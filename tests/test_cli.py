@@ -52,6 +52,11 @@ def test_train_prints_json_last(tmp_path):
     (["--time-limit", "30m1h"], "invalid time limit"),
     (["--time-limit", "9x"], "invalid time limit"),
     (["--time-limit", ""], "invalid time limit"),
+    (["--time-limit", "9" * 400 + "s"], "longer than a year"),  # once an OverflowError traceback
+    (["--time-limit", "367d"], "longer than a year"),
+    (["--device", "meta"], "not supported"),  # once tracebacks deep in training
+    (["--device", "mps"], "not supported"),
+    (["--device", "xpu"], "not supported"),
     # values that once passed validation and failed later, leaving a junk run folder
     (["--lr", "1e308"], "lr must lie in"),
     (["--lr", "0"], "lr must lie in"),
@@ -217,3 +222,30 @@ def test_clamp_re_evaluates_a_run_as_figure_7_does(trained_run, synthetic, capsy
     capsys.readouterr()
     assert main(["clamp", str(trained_run), "--threshold", "0.3", "--data", str(other)]) == 2
     assert "was trained on data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["no config", "foreign config", "garbage config", "no weights", "garbage weights",
+                                    "foreign weights", "not finished"])
+def test_clamp_on_a_damaged_or_foreign_run_is_one_line(damage, trained_run, trained_store, capsys):
+    from bnlib import results
+
+    other = next(p for p in results.run_dirs(trained_store) if p.name != trained_run.name)
+    if damage == "no config":
+        (trained_run / results.CONFIG).unlink()
+    elif damage == "foreign config":
+        (trained_run / results.CONFIG).write_bytes((other / results.CONFIG).read_bytes())
+    elif damage == "garbage config":
+        (trained_run / results.CONFIG).write_text("{cut")
+    elif damage == "no weights":
+        (trained_run / results.MODEL).unlink()
+    elif damage == "garbage weights":
+        (trained_run / results.MODEL).write_bytes(os.urandom(2000))
+    elif damage == "foreign weights":  # another network's final weights
+        import torch
+
+        torch.save({"conv.weight": torch.zeros(3)}, trained_run / results.MODEL)
+    else:
+        (trained_run / results.RESULT).unlink()
+    assert main(["clamp", str(trained_run), "--threshold", "0.01", "--data", "synthetic"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bnlib: error: ")

@@ -120,3 +120,17 @@ def test_no_committed_record_holds_a_path_of_the_machine_that_wrote_it():
         text = path.read_text(errors="replace")
         assert not re.search(r"(/work/|/root/|/home/|/tmp/|/Users/)", text), path
 
+
+
+def test_every_committed_run_passes_the_stores_own_checks():
+    """The readers check each folder's config against its address and its values against what a
+    run can have (bnlib.results.read_run_config, read_result): every committed run passes, and is
+    labelled from its measured data (its fingerprint), not from its file name."""
+    from bnlib.data import describe_data
+
+    for run in STORED:
+        record = results.read_run_config(run)
+        results.load_metrics_of(run)
+        if (run / results.RESULT).is_file():
+            results.read_result(run)
+        assert describe_data(record).startswith("CIFAR-10")

@@ -1,5 +1,7 @@
 """The results store's address: one function, spelling-independent, stable under new fields."""
 
+import json
+
 import pytest
 
 from bnlib import results
@@ -20,12 +22,18 @@ def test_the_address_names_the_network_and_hashes_what_is_computed():
 @pytest.mark.parametrize("same", [
     dict(trainable="all"), dict(trainable="output,shortcut,conv,bn"),  # the same tensors train
     dict(model="WRN-8-1"), dict(model=" ResNet-8 "),  # one name per network
-    dict(device="cpu"), dict(channels_last=False), dict(compile="default"),  # where and how, not what
+    dict(device="cpu"), dict(compile="default"),  # where and how, not what
     dict(data="/somewhere/else/synthetic"),  # the data set is its fingerprint, not its path
     dict(epochs=1.0), dict(lr=0.1),  # a number of another type
 ])
 def test_what_does_not_change_a_run_does_not_move_it(same):
     assert results.address(config(**same), "f00d") == results.address(config(), "f00d")
+
+
+def test_the_memory_layout_is_part_of_the_address_and_moves_no_stored_run():
+    # channels-last rounds differently from NCHW: another layout is another run
+    assert results.address(config(channels_last=False), "f00d") != results.address(config(), "f00d")
+    assert results.address(config(channels_last=True), "f00d") == results.address(config(), "f00d")
 
 
 def test_a_mode_is_the_set_of_tensors_it_trains():
@@ -135,8 +143,8 @@ def test_check_lists_every_run_and_exits_1_on_an_unreadable_one(tmp_path, capsys
     assert main(["check", str(tmp_path)]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(out[-1])
-    assert summary == {"runs": 4, "complete": 1, "diverged": 0, "stopped": 1, "interrupted": 2, "unreadable": 0,
-                       "runs_dir": str(tmp_path)}
+    assert summary == {"runs": 4, "complete": 1, "diverged": 0, "stopped": 1, "interrupted": 2, "training": 0,
+                       "unreadable": 0, "runs_dir": str(tmp_path)}
     (fresh / results.CHECKPOINT).write_bytes(b"\x80garbage")
     assert main(["check", str(tmp_path)]) == 1
     out = capsys.readouterr().out.strip().splitlines()
@@ -170,3 +178,86 @@ def test_set_aside_keeps_the_file_under_a_new_name(tmp_path, caplog):
         kept = results.set_aside(path, "cannot be read")
     assert not path.exists() and kept.read_bytes() == b"x" and kept.name.startswith("checkpoint.pt.damaged-")
     assert str(path) in caplog.records[0].getMessage() and kept.name in caplog.records[0].getMessage()
+
+
+# --------------------------------------------------------------------------- a run folder proves what it is
+
+def check_states(runs_dir):
+    return {s["run"]: s for s in results.check(runs_dir)}
+
+
+def test_a_renamed_run_folder_is_another_runs_and_read_as_unreadable(tmp_path, caplog):
+    first = write_run(tmp_path, 0)
+    seed_1 = results.run_dir(tmp_path, config(trainable="bn", seed=1), "f1")
+    first.rename(seed_1)  # seed 0's files under seed 1's address
+    with caplog.at_level("WARNING", logger="bnlib"):
+        assert results.load(tmp_path).empty
+    assert "config of run" in caplog.records[0].getMessage()
+    state = check_states(tmp_path)[seed_1.name]
+    assert state["state"] == "unreadable" and f"config of run {first.name}" in state["detail"]
+    found, missing = results.find(tmp_path, [config(trainable="bn", seed=1)], "f1")
+    assert found.empty and len(missing) == 1
+
+
+def test_a_config_copied_from_another_run_relabels_nothing(tmp_path):
+    seed_0, seed_1 = write_run(tmp_path, 0), write_run(tmp_path, 1)
+    (seed_1 / results.CONFIG).write_bytes((seed_0 / results.CONFIG).read_bytes())
+    assert list(results.load(tmp_path)["run_dir"]) == [str(seed_0)]
+    assert list(results.load_metrics(tmp_path)["run_dir"]) == [str(seed_0)]
+    assert check_states(tmp_path)[seed_1.name]["state"] == "unreadable"
+
+
+@pytest.mark.parametrize("key, value", [
+    ("test_accuracy", 250), ("test_accuracy", float("nan")), ("test_accuracy", -5), ("test_accuracy", "abc"),
+    ("test_accuracy", None), ("test_accuracy", True), ("train_accuracy", 101), ("test_loss", -1.0),
+    ("test_loss", float("inf")), ("epochs_completed", 7), ("epochs_completed", 0.5),
+])
+def test_result_values_no_run_can_have_are_unreadable(key, value, tmp_path, capsys, caplog):
+    from bnlib.cli import main
+
+    bad, good = write_run(tmp_path, 0), write_run(tmp_path, 1)
+    result = results.read_json(bad / results.RESULT)
+    results.write_json(bad / results.RESULT, {**result, key: value})
+    with caplog.at_level("WARNING", logger="bnlib"):
+        assert list(results.load(tmp_path)["run_dir"]) == [str(good)]
+    assert str(bad / results.RESULT) in caplog.records[0].getMessage()
+    state = check_states(tmp_path)[bad.name]
+    assert state["state"] == "unreadable" and state["detail"].startswith(str(bad / results.RESULT))
+    assert "checkpoint" not in state["detail"]
+    assert main(["check", str(tmp_path)]) == 1
+    json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # valid JSON: no NaN printed
+
+
+HEADER = "epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds,images_per_s\n"
+
+
+@pytest.mark.parametrize("rows, why", [
+    ("1,0.1,2,20,2,250,1,1\n", "test_accuracy 250"),
+    ("1,0.1,2,-3,2,20,1,1\n", "train_accuracy -3"),
+    ("1,0.1,-2,20,2,20,1,1\n", "train_loss -2"),
+    ("1,0.1,nan,20,2,20,1,1\n2,0.1,2,20,2,20,1,1\n", "train_loss nan at epoch 1"),  # only the last may diverge
+    ("1,0.1,2,20,inf,20,1,1\n2,0.1,2,20,2,20,1,1\n", "test_loss inf at epoch 1"),
+    ("1,0,2,20,2,20,1,1\n", "lr 0"),
+    ("1,0.1,2,20,2,20,-1,1\n", "seconds -1"),
+])
+def test_metrics_values_no_run_can_have_are_unreadable(rows, why, tmp_path):
+    folder = write_run(tmp_path, 0, status=None)
+    (folder / results.METRICS).write_text(HEADER + rows)
+    with pytest.raises(results.Unreadable, match=why):
+        results.load_metrics_of(folder)
+
+
+def test_check_reads_the_lock_of_a_run_being_written(tmp_path, capsys):
+    import fcntl
+
+    from bnlib.cli import main
+
+    write_run(tmp_path, 0)
+    starting = results.run_dir(tmp_path, config(trainable="bn", seed=1), "f1")
+    starting.mkdir()  # what a trainer has written when it has just taken the lock: nothing else
+    with open(starting / results.LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert check_states(tmp_path)[starting.name]["state"] == "training"
+        assert main(["check", str(tmp_path)]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["training"] == 1
+    assert check_states(tmp_path)[starting.name]["state"] == "unreadable"  # let go, and still empty

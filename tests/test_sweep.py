@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from bnlib import analysis, results
+from bnlib import ConfigError, RunConfig, analysis, results
+from bnlib import sweep as bnlib_sweep
 from bnlib.architectures import Network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -491,3 +492,41 @@ def test_a_packed_sweep_stores_each_run_as_if_trained_alone(tmp_path):
     again = sweep(*grid, "--pack", "4", runs=tmp_path)
     assert last_json(again.stdout)["skipped"] == 6
     assert sweep(*grid, "--pack", "0", runs=tmp_path).returncode == 2
+
+
+@pytest.mark.parametrize("retries", ["-1", "11", "many"])
+def test_retries_are_bounded_before_anything_starts(retries, tmp_path, capsys):
+    from bnlib.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--models", "resnet-8", "--epochs", "1", "--data", "synthetic", "--retries", retries,
+              "--runs-dir", str(tmp_path / "runs")])
+    assert exit_info.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+    with pytest.raises(ConfigError, match="retries"):
+        bnlib_sweep.run([], tmp_path / "runs", retries=-1)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_log_in_a_missing_folder_is_refused_before_the_first_run(tmp_path, capsys):
+    from bnlib.cli import main
+
+    assert main(["sweep", "--models", "resnet-8", "--epochs", "1", "--data", "synthetic", "--runs-dir",
+                 str(tmp_path / "runs"), "--log", str(tmp_path / "no" / "such" / "sweep.log")]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    with pytest.raises(ConfigError, match="folder"):
+        bnlib_sweep.check_log(tmp_path)
+
+
+def test_a_time_limit_shorter_than_a_runs_measured_epoch_is_refused(tmp_path):
+    """Such a run stops before its next epoch at every call, exit 3 for ever: refused (exit 2)
+    before Ray starts. A run with nothing measured trains its first epoch."""
+    import numpy as np
+    from stores import write_run
+
+    c = RunConfig.from_flat(model="resnet-8", trainable="bn", epochs=2, data="synthetic")
+    write_run(tmp_path, model="resnet-8", trainable="bn", seed=0, accuracy=30.0, epochs=2,
+              rng=np.random.default_rng(0))  # its epochs took 5 to 20 s
+    with pytest.raises(ConfigError, match="shorter than one epoch"):
+        bnlib_sweep._check_fits([c.replace(epochs=2)], tmp_path, 1.0)
+    bnlib_sweep._check_fits([c.replace(epochs=2)], tmp_path, 60.0)
+    bnlib_sweep._check_fits([c.replace(seed=1)], tmp_path, 1.0)  # nothing measured: its first epoch runs

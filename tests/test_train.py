@@ -298,3 +298,80 @@ def test_a_finished_run_with_a_damaged_file_is_repaired_by_running_it_again(dama
     assert results.load_metrics_of(folder)[["epoch", "train_loss", "test_accuracy"]].equals(
         metrics[["epoch", "train_loss", "test_accuracy"]])
     assert len(results.load(runs)) == 1
+
+
+# --------------------------------------------------------------------------- nothing trusted unchecked
+
+def test_a_renamed_folder_is_never_a_cached_result(tiny, tmp_path, caplog):
+    seed_0 = train(config(trainable="bn"), tmp_path / "runs", dataset=tiny)
+    alone = train(config(trainable="bn", seed=1), tmp_path / "alone", dataset=tiny)
+    target = tmp_path / "runs" / Path(alone.run_dir).name
+    Path(seed_0.run_dir).rename(target)  # seed 0's finished run under seed 1's address
+    with caplog.at_level("WARNING", logger="bnlib"):
+        again = train(config(trainable="bn", seed=1), tmp_path / "runs", dataset=tiny)
+    assert not again.cached and again.test_accuracy == alone.test_accuracy
+    assert results.read_run_config(target)["seed"] == 1
+    kept = {p.name.split(".damaged-")[0] for p in target.glob("*.damaged-*")}
+    assert {results.CONFIG, results.RESULT, results.METRICS, results.MODEL} <= kept
+    assert_same_state(final_state(again), final_state(alone))
+
+
+@pytest.mark.parametrize("value", [float("nan"), 250.0, "abc"])
+def test_a_result_no_run_can_have_is_trained_again(value, tiny, runs):
+    first = train(config(trainable="bn"), runs, dataset=tiny)
+    path = Path(first.run_dir) / results.RESULT
+    results.write_json(path, {**results.read_json(path), "test_accuracy": value})
+    again = train(config(trainable="bn"), runs, dataset=tiny)
+    assert not again.cached and again.test_accuracy == first.test_accuracy
+    assert json.loads(json.dumps(again.to_dict(), allow_nan=False))  # JSON, no NaN
+
+
+@pytest.mark.parametrize("resume_with", [dict(device="cpu"), dict(progress=True), dict(time_limit=3600)])
+def test_resumed_with_another_non_address_flag_is_bit_identical(resume_with, tiny, tmp_path):
+    """Every flag left out of the address (device, progress, time limit) may change between a
+    stop and a resume: the run ends bit for bit as an uninterrupted one (compile is left out here:
+    it needs a compiler and minutes on a CPU)."""
+    c = config(trainable="bn,shortcut,output", epochs=3, device="auto")
+    whole = train(c, tmp_path / "whole", dataset=tiny)
+
+    def stop_in_epoch_2(row):
+        if row["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(c, tmp_path / "cut", dataset=tiny, on_epoch=stop_in_epoch_2)
+    device = {k: v for k, v in resume_with.items() if k == "device"}
+    resumed = train(c.replace(**device), tmp_path / "cut", dataset=tiny,
+                    **{k: v for k, v in resume_with.items() if k != "device"})
+    assert resumed.resumed_from_epoch == 1 and Path(resumed.run_dir).name == Path(whole.run_dir).name
+    assert_same_state(final_state(whole), final_state(resumed))
+
+
+def test_a_time_limit_shorter_than_a_measured_epoch_is_refused(tiny, runs, monkeypatch):
+    c = config(trainable="bn", epochs=2)
+    folder = stopped_after_one_epoch(c, runs, tiny, monkeypatch)  # its first epoch was kept
+    with pytest.raises(ConfigError, match="shorter than one epoch"):
+        train(c, runs, dataset=tiny, time_limit=1e-6, refuse_unfit=True)
+    assert results.load_torch(folder / results.CHECKPOINT)["epoch"] == 1  # nothing lost
+
+
+def test_ctrl_c_during_train_exits_130_with_one_line_and_resumes(tmp_path, monkeypatch, capsys):
+    from bnlib import train as train_module
+    from bnlib.cli import main
+
+    args = ["train", "--model", "resnet-8", "--epochs", "2", "--data", "synthetic", "--trainable", "bn",
+            "--runs-dir", str(tmp_path), "--no-progress"]
+    real = train_module._run_epoch
+
+    def interrupted(model, optimizer, ds, configs, epoch, progress):
+        if epoch == 1:
+            raise KeyboardInterrupt  # Ctrl-C in the second epoch
+        return real(model, optimizer, ds, configs, epoch, progress)
+
+    monkeypatch.setattr(train_module, "_run_epoch", interrupted)
+    assert main(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "bnlib: interrupted; run the same command again to resume" and "Traceback" not in "".join(err)
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["resumed_from_epoch"] == 1
