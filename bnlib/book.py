@@ -303,7 +303,7 @@ def store_summary(runs_root: Path | None = None) -> pd.DataFrame:
                      "networks": joined(part["model"]), "modes": joined(mode_name(m) for m in part["mode"]),
                      "epochs": joined(sorted(part["epochs"].astype(int))),
                      "seeds": f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}",
-                     "data": joined(data_lib.describe_source(d) for d in part["data_source"]),
+                     "data": joined(data_lib.describe_data(row) for row in part.to_dict("records")),
                      "hardware": joined(part["hardware"].dropna()) if "hardware" in part else "",
                      "hours": part["train_seconds"].sum() / 3600})
     return pd.DataFrame(rows, columns=columns)
