@@ -347,23 +347,32 @@ def unfinished_lines(runs: pd.DataFrame) -> list[str]:
             "the means; its learning curve is in Figure 3" for r in unfinished(runs).itertuples()]
 
 
-def live_run(plan: Plan, runs: pd.DataFrame) -> str | None:
-    """A finished BatchNorm-only run that can be re-evaluated here, its weights and its data on
-    this machine: the case-study network's from this chapter's runs first, else the longest-trained
-    one whose weights the book ships (small runs of data/runs/*: ResNet-14 and ResNet-32)."""
-    case = runs[(runs["model"] == plan.case_study()) & (runs["mode"] == "BN") & (runs["status"] == "complete")] \
-        if len(runs) else runs
-    for _, run in case.iterrows():
-        if _evaluable_here(plan, run):
-            return str(run["run_dir"])
+def _bn_only_runs(plan: Plan, runs: pd.DataFrame):
+    """Finished BatchNorm-only runs a reader can clamp, in the order chapter 7 offers them: the
+    case-study network's from this chapter's runs, then the runs the book ships (data/runs/*),
+    longest-trained first."""
+    if len(runs):
+        yield from (run for _, run in runs[(runs["model"] == plan.case_study()) & (runs["mode"] == "BN")
+                                           & (runs["status"] == "complete")].iterrows())
     shipped = shipped_runs()
-    if shipped.empty:
-        return None
-    shipped = shipped[(shipped["mode"] == "BN") & (shipped["status"] == "complete")]
-    for _, run in shipped.sort_values("epochs_completed", ascending=False, kind="stable").iterrows():
-        if _evaluable_here(plan, run):
-            return str(run["run_dir"])
-    return None
+    if len(shipped):
+        shipped = shipped[(shipped["mode"] == "BN") & (shipped["status"] == "complete")]
+        yield from (run for _, run in shipped.sort_values("epochs_completed", ascending=False, kind="stable").iterrows())
+
+
+def live_run(plan: Plan, runs: pd.DataFrame) -> str | None:
+    """The first of :func:`_bn_only_runs` that can be re-evaluated here, its weights and its data
+    on this machine (the book ships the weights of its small runs: ResNet-14 and ResNet-32)."""
+    return next((str(run["run_dir"]) for run in _bn_only_runs(plan, runs) if _evaluable_here(plan, run)), None)
+
+
+def static_run(plan: Plan, runs: pd.DataFrame) -> str | None:
+    """The run whose static slider chapter 7 shows: the live one, else the first of
+    :func:`_bn_only_runs` whose clamping curve is stored (a page built without its weights or
+    data still has the curves committed beside the runs)."""
+    return live_run(plan, runs) or next(
+        (str(run["run_dir"]) for run in _bn_only_runs(plan, runs) if not analysis.clamp_curve(run["run_dir"], None).empty),
+        None)
 
 
 def _evaluable_here(plan: Plan, run: pd.Series) -> bool:
@@ -377,33 +386,36 @@ OPEN_IN_JUPYTER = "bash scripts/lab.sh"
 
 
 def live_section(plan: Plan) -> None:
-    """Chapter 7's live section: the live clamping widget (:func:`clamping_explorer`) of a
-    BatchNorm-only run whose weights and data are here, where the page says it works and how to
-    open it, then the static slider of the same run (precomputed thresholds), which a static
-    page can move too."""
+    """Chapter 7's live section: where the live clamping widget (:func:`clamping_explorer`) works
+    and how to open it, the widget itself where a run's weights and data are here, then the
+    static slider of the same run (precomputed thresholds, which a static page moves too)."""
     from IPython.display import display
 
     from . import figures
 
     runs = with_labels(plan.ensure(plan.gamma_grid()))
     live = live_run(plan, runs)
-    print(f"The slider below is live only in Jupyter, where a kernel runs the network: a static page "
-          f"shows nothing there. Open this chapter in JupyterLab with `{OPEN_IN_JUPYTER}` (see the README), "
-          "run all cells, and move it.")
+    print(f"The live slider works in Jupyter, where a kernel runs the network; a static page cannot run it. "
+          f"Open this chapter in JupyterLab with `{OPEN_IN_JUPYTER}` from a clone (see the README), run all "
+          "cells, and move it.")
     if live is None:
-        print(f"No BatchNorm-only run with its weights and its data on this machine: the book ships the weights of "
-              f"its small runs, and re-evaluating them needs the data they were trained on "
-              f"({results.data_name(plan.data_source)} here). Or train one into a store of your own, then re-run "
-              f"this chapter with runs_dir='runs':\n  python -m bnlib train --model {plan.case_study()} --trainable bn "
-              f"--epochs {plan.n_epochs} --data {plan.shown_data} --runs-dir runs")
+        print(f"Here no BatchNorm-only run has both its weights and its data on this machine, so there is no live "
+              f"slider: the book ships the weights of its small runs, and re-evaluating them needs the data they "
+              f"were trained on ({results.data_name(plan.data_source)} here). Or train one into a store of your "
+              f"own, then re-run this chapter with runs_dir='runs':\n  python -m bnlib train --model "
+              f"{plan.case_study()} --trainable bn --epochs {plan.n_epochs} --data {plan.shown_data} --runs-dir runs")
+    else:
+        print(f"Live: {shown(live)} (move the threshold; the accuracy is computed on the test set now)")
+        display(clamping_explorer(plan, live))
+    static = static_run(plan, runs)
+    if static is None:
         return
-    print(f"Live: {shown(live)} (move the threshold; the accuracy is computed on the test set now)")
-    display(clamping_explorer(plan, live))
-    run = with_labels(results.load(Path(live).parent))
-    run = run[run["run_dir"] == str(live)]
+    run = with_labels(results.load(Path(static).parent))
+    run = run[run["run_dir"] == static]
     curve = clamping_curves(plan, run)
     if len(curve):
-        print("The same run in the static page: each threshold's accuracy precomputed (clamping.csv)")
+        print(f"{'The same run' if live else shown(static)} in the static page: each threshold's accuracy "
+              "precomputed (clamping.csv); this slider moves without a kernel")
         figures.clamping_slider(curve, run, list(run["model"])).show()
 
 

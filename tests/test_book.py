@@ -90,6 +90,29 @@ def test_live_clamping_needs_the_weights_and_the_data_here(trained_store, monkey
     assert book.live_run(plan, runs) is None
 
 
+def test_the_live_section_says_where_the_slider_works_and_shows_the_static_one(trained_run, monkeypatch, capsys):
+    """Chapter 7's section "Live": the command that opens the chapter in JupyterLab, the live
+    widget where the run's weights and data are here, and the static slider of the same run
+    in both cases (a static page, built without weights or data, still has its stored curve)."""
+    plan = Plan.from_parameters("smoke", runs_dir=str(trained_run.parent))
+    runs = book.with_labels(results.load(trained_run.parent))
+    monkeypatch.setattr(Plan, "ensure", lambda self, configs: results.load(trained_run.parent))
+    sliders = []
+    monkeypatch.setattr(figures, "clamping_slider", lambda curve, run, networks: sliders.append(
+        (set(run["run_dir"]), len(curve))) or type("Shown", (), {"show": lambda self: None})())
+    book.live_section(plan)
+    live = capsys.readouterr().out
+    assert book.OPEN_IN_JUPYTER in live and "Live: " in live and "VBox" in live  # the widget's repr, outside Jupyter
+    assert sliders == [({str(trained_run)}, len(analysis.clamp_grid()))]
+
+    monkeypatch.setattr(Plan, "fingerprint", lambda self: "another-data-set")  # the data is not here
+    assert book.live_run(plan, runs) is None and book.static_run(plan, runs) == str(trained_run)
+    book.live_section(plan)
+    static = capsys.readouterr().out
+    assert book.OPEN_IN_JUPYTER in static and "no live slider" in static and "Live: " not in static
+    assert sliders[1] == sliders[0]  # the same run's static slider, from its stored clamping.csv
+
+
 def test_other_scales_are_shown_apart_and_side_by_side(store, tmp_path, monkeypatch):
     """A chapter shows the other profiles' stores that hold runs (the GPU's paper-scale runs in a
     cpu chapter), each in its own rows, and sets the claims both answer side by side."""
