@@ -146,6 +146,24 @@ def network_scales(plan: Plan, network: str) -> list[tuple[Plan, pd.DataFrame]]:
     return sorted(found, key=lambda item: -int(item[1]["epochs"].max()))
 
 
+def remake_command(plan: Plan, network: str) -> str:
+    """The papermill command that makes a network page again (run from the project's top folder,
+    in its environment)."""
+    return f"papermill book/network.ipynb {network}.ipynb -k python3 -p profile {plan.profile.name} -p network {network}"
+
+
+def remake_note(plan: Plan, network: str) -> str:
+    """The end of a network page: :func:`remake_command` and everything it writes."""
+    store = shown(plan.store)
+    runs = (f"trains the runs of {network} that the {plan.profile.name} profile lacks into {store}"
+            if plan.train_missing else f"reads the runs of {store} (it trains nothing)")
+    return (f"Make this page again, at another scale (-p profile smoke|cpu|paper) or with another store "
+            f"(-p runs_dir DIR), from a terminal in the project's top folder, in its environment "
+            f"(`{OPEN_IN_JUPYTER}` opens JupyterLab there, whose terminals have it):\n  {remake_command(plan, network)}\n"
+            f"It writes {network}.ipynb in that folder, {runs}, and adds Figure 7's clamping curves "
+            f"(clamping.csv) to the folders of runs whose weights and data are on this machine.")
+
+
 def default_inits(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs (or metrics) under the paper's default initialisations and normalisation (γ ~
     U[0, 1], β = 0, He normal features): those of Figures 1-3 and 5-7, which must not pool

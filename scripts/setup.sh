@@ -16,9 +16,11 @@ if [ -n "${BNLIB_KEEP_TORCH:-}" ]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -r "$requirements"
 .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
-# Headless Chromium for the test that opens a built chapter (Debian's package; CI runs as root).
-# Installed here, once, so that the test command only runs tests; without root it is skipped
-# and so is that test.
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed" >&2
+# Headless Chromium and its WebDriver, for the tests that open a built chapter and drive
+# JupyterLab (Debian's packages; CI runs as root). Installed here, once, so that the test
+# command only runs tests; without root they are skipped and so are those tests.
+if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
+        || echo "chromium not installed" >&2
 fi

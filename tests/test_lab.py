@@ -1,0 +1,282 @@
+"""The book opened as its readers open it: JupyterLab started by ``scripts/lab.sh`` (loopback,
+token), driven in Debian's headless Chromium through selenium and Debian's chromium-driver
+(nothing is downloaded). Chapter 7 runs all its cells in the smoke profile, its live widget is
+moved and must print what ``python -m bnlib clamp`` prints; a network page's re-run command is
+typed into a JupyterLab terminal and must write only where the page says."""
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bnlib import book
+from bnlib.plan import Plan
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER and (ROOT / ".venv" / "bin" / "jupyter-lab").exists()),
+                                reason="needs .venv's JupyterLab and Debian's chromium and chromium-driver "
+                                       "(scripts/setup.sh installs them, the browser packages as root)")
+WIDGET_LINE = re.compile(r"(\d+\.\d)% of γ set to 0 -> test accuracy (\d+\.\d\d)%")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _started_by(marker: str) -> list[int]:
+    """The processes whose environment holds ``marker`` (the lab's own runtime folder): the
+    server, its kernels, its terminals and whatever they started."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                if marker.encode() in (proc / "environ").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:  # gone, or not ours to read
+                pass
+    return found
+
+
+class Lab:
+    """A JupyterLab server and a headless Chromium looking at it."""
+
+    def __init__(self, home: Path):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        self.home, self.port, self.token = home, _free_port(), secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings = home / "settings" / "@jupyterlab" / "docmanager-extension"
+        settings.mkdir(parents=True)
+        # a test reads the chapters; it must not save their outputs into the clone
+        (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
+        news = home / "settings" / "@jupyterlab" / "apputils-extension"
+        news.mkdir(parents=True)
+        (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+        self.marker = str(home / "runtime")
+        env = {**os.environ, "BNLIB_PROFILE": "smoke", "PORT": str(self.port), "JUPYTER_RUNTIME_DIR": self.marker,
+               "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data")}
+        self.log = (home / "lab.log").open("w")
+        self.server = subprocess.Popen(
+            ["bash", "scripts/lab.sh", f"--IdentityProvider.token={self.token}", "--ServerApp.port_retries=0",
+             "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={home / 'settings'}",
+             f"--LabApp.workspaces_dir={home / 'workspaces'}"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.driver = None
+        try:
+            self._wait(lambda: self._api("status"), 90, "JupyterLab to answer")
+            options = webdriver.ChromeOptions()
+            options.binary_location = CHROMIUM
+            for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                             "--window-size=1400,1000"):
+                options.add_argument(argument)
+            self.driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+        except BaseException:
+            self.close()
+            raise
+
+    def _api(self, path: str, method: str = "GET"):
+        request = urllib.request.Request(f"{self.url}/api/{path}", method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return json.loads(answer.read() or b"{}")
+        except OSError:
+            return None
+
+    def _wait(self, ready, seconds: float, what: str):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.server.poll() is not None:
+                raise AssertionError(f"JupyterLab exited ({self.server.returncode}):\n{self.logged()}")
+            value = ready()
+            if value:
+                return value
+            time.sleep(0.5)
+        raise AssertionError(f"timed out after {seconds} s waiting for {what}\n{self.logged()}")
+
+    def logged(self) -> str:
+        self.log.flush()
+        return (self.home / "lab.log").read_text()[-3000:]
+
+    def js(self, script: str, *args):
+        return self.driver.execute_script(script, *args)
+
+    def open(self, path: str) -> None:
+        """Open a file of the clone in JupyterLab, as its URL does, and wait for its kernel."""
+        self.driver.get(f"{self.url}/lab/tree/{path}?token={self.token}")
+        self._wait(lambda: self.js("const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                                   "return !!(w && w.sessionContext && w.sessionContext.session"
+                                   " && w.sessionContext.session.kernel"
+                                   " && w.sessionContext.session.kernel.connectionStatus === 'connected')"),
+                   120, f"{path} and its kernel")
+
+    def run_all(self, seconds: float) -> None:
+        """Run all cells of the open notebook and wait until every code cell has run."""
+        self.js("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        self._wait(lambda: self.js(
+            "const w = window.jupyterapp.shell.currentWidget;"
+            "const cells = w.content.widgets.filter(c => c.model.type === 'code');"
+            "return w.sessionContext.session.kernel.status === 'idle'"
+            " && cells.every(c => c.model.executionCount !== null && c.promptNode.textContent.indexOf('*') < 0)"),
+            seconds, "all cells to run")
+
+    def errors(self) -> list[str]:
+        """The error outputs (tracebacks) of the open notebook's cells."""
+        return self.js(
+            "const out = [];"
+            "for (const c of window.jupyterapp.shell.currentWidget.content.widgets) {"
+            "  if (c.model.type !== 'code') continue;"
+            "  for (let i = 0; i < c.model.outputs.length; i++) {"
+            "    const o = c.model.outputs.get(i).toJSON();"
+            "    if (o.output_type === 'error') out.push(o.ename + ': ' + o.evalue);"
+            "  }"
+            "}"
+            "return out;")
+
+    def close(self) -> None:
+        """Quit the browser, shut the server down (its kernels and terminals with it) and make
+        sure that nothing it started is left."""
+        if self.driver is not None:
+            self.driver.quit()
+        if self.server.poll() is None:
+            self._api("shutdown", method="POST")
+            try:
+                self.server.wait(30)
+            except subprocess.TimeoutExpired:
+                self.server.send_signal(signal.SIGTERM)
+                self.server.wait(30)
+        deadline = time.monotonic() + 20
+        while _started_by(self.marker) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = _started_by(self.marker)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        self.log.close()
+        assert not left, f"processes left running by JupyterLab: {left}"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    started = Lab(tmp_path_factory.mktemp("lab"))
+    yield started
+    started.close()
+
+
+def _clamp_cli(run: str, data: str, threshold: float, keep: str) -> str:
+    """What ``python -m bnlib clamp`` prints for a run, in the widget's words."""
+    command = [sys.executable, "-m", "bnlib", "clamp", run, "--threshold", str(threshold), "--data", data]
+    printed = json.loads(subprocess.run(command + ([] if keep == "value" else ["--binarize", keep]), cwd=ROOT,
+                                        capture_output=True, text=True, check=True).stdout)
+    return f"{100 * printed['fraction_clamped']:.1f}% of γ set to 0 -> test accuracy {printed['test_accuracy']:.2f}%"
+
+
+def test_chapter_7_runs_in_jupyterlab_and_its_slider_clamps_live(lab):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    chapter = "chapters/07-clamping.ipynb"
+    before = (ROOT / chapter).read_bytes()
+    lab.open(chapter)
+    kernel = lab.js("return window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.name")
+    assert kernel == json.loads(before)["metadata"]["kernelspec"]["name"]  # the kernel the chapter names
+    lab.run_all(600)
+    assert lab.errors() == []
+
+    def shown() -> str:
+        texts = [e.text for e in lab.driver.find_elements(By.CSS_SELECTOR, ".widget-vbox .widget-output")]
+        assert len(texts) == 1, f"one live widget expected, found {len(texts)}"
+        return texts[0].strip()
+
+    line = lab._wait(lambda: WIDGET_LINE.fullmatch(shown()) and shown(), 60, "the widget to print")
+    # the run the chapter made live, as the page names it, and as the chapter chose it
+    named = re.search(r"Live: (\S+) \(move the threshold", lab.driver.find_element(By.TAG_NAME, "body").text)
+    assert named, "the live section does not name its run"
+    run = str(ROOT / named.group(1))
+    plan = Plan.from_parameters("smoke")
+    assert run == book.live_run(plan, book.with_labels(plan.ensure(plan.gamma_grid())))
+    assert line == _clamp_cli(run, plan.data_source, 0.01, "value")  # the slider's first position
+
+    readout = lab.driver.find_element(By.CSS_SELECTOR, ".widget-vbox .widget-readout")
+    readout.click()
+    readout.send_keys(Keys.CONTROL, "a")
+    readout.send_keys("0.3", Keys.ENTER)
+    moved = lab._wait(lambda: shown() != line and shown(), 60, "the widget to follow the slider")
+    assert moved == _clamp_cli(run, plan.data_source, 0.3, "value")
+
+    Select(lab.driver.find_element(By.CSS_SELECTOR, ".widget-vbox .widget-dropdown select")) \
+        .select_by_visible_text("others to ±1")
+    binarised = lab._wait(lambda: shown() != moved and shown(), 60, "the widget to follow the menu")
+    assert binarised == _clamp_cli(run, plan.data_source, 0.3, "one")
+    assert lab.errors() == []
+    lab.js("arguments[0].scrollIntoView({block: 'center'})", readout)
+    lab.driver.save_screenshot(str(lab.home / "chapter-7.png"))
+    assert (ROOT / chapter).read_bytes() == before  # read and run, never saved
+
+
+def _tree(top: Path) -> dict[Path, tuple[int, int]]:
+    """Every file under ``top`` with its size and modification time, but the clone's git and
+    virtual environment, and Python's bytecode caches (written by any import)."""
+    files = {}
+    for folder, subfolders, names in os.walk(top):
+        subfolders[:] = [s for s in subfolders if not (Path(folder) == top and s in (".git", ".venv"))
+                         and s != "__pycache__"]
+        for name in names:
+            path = Path(folder) / name
+            try:
+                stat = path.lstat()
+            except OSError:
+                continue
+            files[path] = (stat.st_size, stat.st_mtime_ns)
+    return files
+
+
+def test_a_network_page_is_made_again_as_printed_from_a_jupyterlab_terminal(lab):
+    from selenium.webdriver.common.by import By
+
+    plan = Plan.from_parameters("smoke")
+    network = plan.profile.case_study
+    note = book.remake_note(plan, network)
+    command = next(line.strip() for line in note.splitlines() if line.strip().startswith("papermill "))
+    page, status = ROOT / f"{network}.ipynb", lab.home / "status"
+    assert not page.exists() and f"writes {network}.ipynb in that folder" in note and book.shown(plan.store) in note
+    before = _tree(ROOT)
+    lab.driver.get(f"{lab.url}/lab?token={lab.token}")
+    lab._wait(lambda: lab.js("return !!window.jupyterapp"), 60, "JupyterLab")
+    opened = lab.driver.execute_async_script(
+        "const done = arguments[arguments.length - 1], app = window.jupyterapp;"
+        "app.restored.then(() => app.commands.execute('terminal:create-new')).then(() => done('opened'), e => done(String(e)));")
+    assert opened == "opened"
+    keys = lab._wait(lambda: lab.driver.find_elements(By.CSS_SELECTOR, ".jp-Terminal .xterm-helper-textarea"),
+                     60, "a terminal")[0]
+    # xterm.js draws on a canvas: the screen's text is read from its buffer
+    screen = ("const t = window.jupyterapp.shell.currentWidget.content._term.buffer.active; const lines = [];"
+              "for (let i = 0; i < t.length; i++) lines.push(t.getLine(i).translateToString(true));"
+              "return lines.join('\\n').trim();")
+    lab._wait(lambda: lab.js(screen), 30, "the shell's prompt")
+    keys.send_keys(f"{command}; echo $? > {status}\n")
+    try:
+        lab._wait(status.exists, 600, "the command to finish")
+        lab.driver.save_screenshot(str(lab.home / "terminal.png"))
+        assert status.read_text().strip() == "0", lab.js(screen)[-3000:]
+        after = _tree(ROOT)
+        written = {p for p in after if before.get(p) != after[p]} | (set(before) - set(after))
+        assert page in written
+        # the page, and the smoke profile's store that the note names: nothing else in the clone
+        assert [p for p in written if p != page and not p.is_relative_to(plan.store)] == []
+    finally:
+        page.unlink(missing_ok=True)
