@@ -73,7 +73,8 @@ class Lab:
         self.server = subprocess.Popen(
             ["bash", "scripts/lab.sh", f"--IdentityProvider.token={self.token}", "--ServerApp.port_retries=0",
              "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={home / 'settings'}",
-             f"--LabApp.workspaces_dir={home / 'workspaces'}"],
+             f"--LabApp.workspaces_dir={home / 'workspaces'}",
+             f"--FileCheckpoints.checkpoint_dir={home / 'checkpoints'}"],  # not beside the chapters
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.driver = None
         try:
