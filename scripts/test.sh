@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh  # also installs headless Chromium where it can (root, apt)
 # The chapters run under nbval in the smoke profile: synthetic data, tiny networks, seconds.
 export BNLIB_PROFILE=smoke
-.venv/bin/python -m pytest -q tests --nbval-lax chapters "$@"
+# On every core (pytest-xdist); tests/conftest.py keeps together what must not be spread out.
+.venv/bin/python -m pytest -q -n "${BNLIB_TEST_WORKERS:-auto}" --dist loadgroup tests --nbval-lax chapters "$@"

@@ -437,7 +437,11 @@ def test_the_network_page_is_one_parameterised_notebook():
     tagged = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
     assert len(tagged) == 1 and "network =" in "".join(tagged[0]["source"])
     assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code")
-    assert "papermill book/network.ipynb" in "".join("".join(c["source"]) for c in cells)
+    # it ends with the command that makes it again and what that writes (tests/test_lab.py runs it)
+    assert "book.remake_note(plan, network)" in "".join(cells[-1]["source"])
+    note = book.remake_note(Plan.from_parameters("cpu"), "resnet-14")
+    assert "\n  papermill book/network.ipynb resnet-14.ipynb -k python3 -p profile cpu -p network resnet-14\n" in note
+    assert "writes resnet-14.ipynb in that folder, reads the runs of data/runs/cpu (it trains nothing)" in note
     toc = (ROOT / "_toc.yml").read_text()
     assert "glob: book/networks/*" in toc and "numbered: true" in toc
 
