@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh  # also installs headless Chromium where it can (root, apt)
 # The chapters run under nbval in the smoke profile: synthetic data, tiny networks, seconds.
 export BNLIB_PROFILE=smoke
-# On every core (pytest-xdist); tests/conftest.py keeps together what must not be spread out.
-.venv/bin/python -m pytest -q -n "${BNLIB_TEST_WORKERS:-auto}" --dist loadgroup tests --nbval-lax chapters "$@"
+# On every core (pytest-xdist), a file per worker at a time: a notebook's cells share one kernel
+# (nbval), and the tests that write in the clone share tests/test_browser.py.
+.venv/bin/python -m pytest -q -n "${BNLIB_TEST_WORKERS:-auto}" --dist loadfile tests --nbval-lax chapters "$@"

@@ -8,24 +8,6 @@ from bnlib import data
 from stores import write_store
 
 
-# Tests run on two workers (pytest-xdist, --dist loadgroup: scripts/test.sh); these must not be
-# spread over them. A notebook's cells share one kernel (nbval); the tests that write in the clone
-# itself (the smoke store, book/networks/, a page made in the top folder) check what it holds and
-# run one after another; the Ray sweeps start clusters and time their deaths.
-SERIAL = {"test_lab.py": "clone", "test_sweep.py": "ray"}
-CLONE = ("test_built_book_renders_a_plotly_figure",)
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        name = item.path.name
-        group = name if item.path.suffix == ".ipynb" else SERIAL.get(name)
-        if item.name in CLONE:
-            group = "clone"
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
     """Tests never touch the user's data cache."""

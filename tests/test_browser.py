@@ -1,8 +1,12 @@
-"""The book opened as its readers open it: JupyterLab started by ``scripts/lab.sh`` (loopback,
-token), driven in Debian's headless Chromium through selenium and Debian's chromium-driver
-(nothing is downloaded). Chapter 7 runs all its cells in the smoke profile, its live widget is
-moved and must print what ``python -m bnlib clamp`` prints; a network page's re-run command is
-typed into a JupyterLab terminal and must write only where the page says."""
+"""The book in a browser, as its readers see it, in Debian's headless Chromium (nothing is
+downloaded). The built book: every page rendered at 1400 px, plotly drawn offline, no table or
+output wider than the page, every link resolving. JupyterLab, started by ``scripts/lab.sh``
+(loopback, token) and driven through selenium and Debian's chromium-driver: chapter 7 runs all
+its cells in the smoke profile, its live widget is moved and must print what ``python -m bnlib
+clamp`` prints; a network page's re-run command is typed into a JupyterLab terminal and must
+write only where the page says. These tests write in the clone (the smoke store, book/networks/,
+a page in the top folder), so they share one file: the test command's workers (pytest-xdist,
+--dist loadfile) run them one after another."""
 
 import json
 import os
@@ -17,17 +21,109 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from bnlib import book
+from bnlib.links import broken_links
 from bnlib.plan import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER and (ROOT / ".venv" / "bin" / "jupyter-lab").exists()),
-                                reason="needs .venv's JupyterLab and Debian's chromium and chromium-driver "
-                                       "(scripts/setup.sh installs them, the browser packages as root)")
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+needs_lab = pytest.mark.skipif(not (CHROMIUM and DRIVER and (ROOT / ".venv" / "bin" / "jupyter-lab").exists()),
+                               reason="needs .venv's JupyterLab and Debian's chromium and chromium-driver "
+                                      "(scripts/setup.sh installs them, the browser packages as root)")
 WIDGET_LINE = re.compile(r"(\d+\.\d)% of γ set to 0 -> test accuracy (\d+\.\d\d)%")
+
+
+# Run inside a page after it loaded: the tables of the article that reach past the right edge of
+# its content column, written into the page where --dump-dom shows them.
+WIDTH_PROBE = """<script>
+window.addEventListener("load", function () { setTimeout(function () {
+  var column = document.querySelector("article.bd-article") || document.querySelector("main");
+  var edge = column.getBoundingClientRect().right, wide = [];
+  document.querySelectorAll("article table").forEach(function (t) {
+    if (t.getBoundingClientRect().right > edge + 1) wide.push(t.innerText.slice(0, 60).replace(/\\s+/g, " "));
+  });
+  // a printed output that scrolls sideways hides the end of its lines
+  document.querySelectorAll("article .cell_output pre").forEach(function (p) {
+    if (p.scrollWidth > p.clientWidth + 1) wide.push("output: " + p.innerText.slice(0, 60).replace(/\\s+/g, " "));
+  });
+  var out = document.createElement("pre"); out.id = "wide-tables"; out.textContent = JSON.stringify(wide);
+  document.body.appendChild(out);
+}, 200); });
+</script>"""
+
+
+def rendered(page: Path, profile: Path) -> tuple[str, list[str]]:
+    """The DOM of a built page after its scripts ran, in a 1400 px wide window, and the tables
+    wider than the page's content column there and the printed outputs that scroll sideways (measured by a copy of the page that carries
+    :data:`WIDTH_PROBE`, beside it so that its relative links hold)."""
+    probe = page.with_name(f"probe-{page.name}")
+    probe.write_text(page.read_text().replace("</body>", WIDTH_PROBE + "</body>"))
+    try:
+        dom = subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             f"--user-data-dir={profile}", "--window-size=1400,1000", "--virtual-time-budget=10000", "--dump-dom",
+             probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="wide-tables"[^>]*>(.*?)</pre>', dom, re.S)  # the theme adds attributes to a <pre>
+    assert found, f"{page.name}: the width probe did not run"
+    wide = json.loads(found.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+    return dom[:found.start()] + dom[found.end():], wide
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_the_width_probe_finds_a_table_wider_than_the_column(tmp_path):
+    cells = "".join(f"<td style='white-space: nowrap'>column number {i}</td>" for i in range(40))
+    page = tmp_path / "page.html"
+    line = " ".join(f"word{i}" for i in range(200))
+    page.write_text(f"<html><body><article class='bd-article' style='width: 600px'><p>text</p>"
+                    f"<table id='narrow'><tr><td>1</td></tr></table><table><tr>{cells}</tr></table>"
+                    f"<div class='cell_output'><pre style='overflow-x: auto'>{line}</pre>"
+                    f"<pre style='white-space: pre-wrap'>{line}</pre></div><pre style='overflow-x: auto'>{line}</pre>"
+                    "</article></body></html>")
+    dom, wide = rendered(page, tmp_path / "profile")
+    assert len(wide) == 2 and wide[0].startswith("column number 0") and "text" in dom
+    assert wide[1].startswith("output: word0")  # the scrolling output; the wrapped one and code pass
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_built_book_renders_a_plotly_figure(tmp_path):
+    """Build the whole book (smoke profile, into a temporary folder) and let headless Chromium
+    render the Figure 2 chapter: plotly.js must run offline and draw."""
+    env = {**os.environ, "BNLIB_PROFILE": "smoke"}
+    from bnlib.pages import network_pages
+
+    [network_page] = network_pages("smoke", networks=("resnet-8",))  # one page per network, by papermill
+    jb = Path(sys.executable).parent / "jupyter-book"
+    built = subprocess.run([str(jb), "build", str(ROOT), "--path-output", str(tmp_path)], env=env,
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    html = tmp_path / "_build" / "html"
+    assert {p.stem for p in (html / "chapters").glob("*.html")} == {p.stem for p in CHAPTERS}
+    # every page as a reader sees it at 1400 px: no test plumbing, no machine's paths, no
+    # tracebacks or stderr, no numbers in scientific notation, no table wider than the content
+    # column, and a figure drawn by plotly.js (offline) wherever the chapter draws one
+    sources = {p.stem: p.read_text() for p in CHAPTERS}
+    assert (html / "book" / "networks" / "resnet-8.html").is_file()
+    for page in [html / "book" / "index.html", *sorted((html / "chapters").glob("*.html")),
+                 html / "book" / "networks" / "resnet-8.html", html / "book" / "reproducing.html"]:
+        dom, wide = rendered(page, tmp_path / "profile")
+        assert wide == [], (page.name, wide)
+        if page.stem == "04-training-only-batchnorm":
+            assert "plot-container plotly" in dom and dom.count("main-svg") >= 2  # plotly.js ran and drew
+        text = re.sub(r"<script.*?</script>|<style.*?</style>", "", dom, flags=re.S)
+        visible = re.sub(r"<[^>]+>", " ", text)
+        assert "NBVAL" not in visible and "nbval" not in visible, page.name
+        assert str(ROOT) not in visible and str(tmp_path) not in visible and "/root/" not in visible, page.name
+        assert "Traceback" not in visible and "output stderr" not in text, page.name
+        assert not re.search(r"\b\d(\.\d+)?e[+-]\d{2}\b", visible), (page.name, re.search(r".{40}\de[+-]\d\d.{20}", visible))
+        if ".show()" in sources.get(page.stem, "") or page.stem == "resnet-8":
+            assert "plot-container plotly" in dom, page.name
+    assert broken_links(html) == []  # every href and src of every page, anchors too
 
 
 def _free_port() -> int:
@@ -148,6 +244,17 @@ class Lab:
             "}"
             "return out;")
 
+    def printed(self) -> list[str]:
+        """What each code cell of the open notebook printed (its stdout), in order."""
+        return self.js(
+            "return window.jupyterapp.shell.currentWidget.content.widgets.filter(c => c.model.type === 'code')"
+            ".map(c => { let text = '';"
+            "  for (let i = 0; i < c.model.outputs.length; i++) {"
+            "    const o = c.model.outputs.get(i).toJSON();"
+            "    if (o.output_type === 'stream' && o.name === 'stdout') text += [].concat(o.text).join('');"
+            "  }"
+            "  return text; });")
+
     def close(self) -> None:
         """Quit the browser, shut the server down (its kernels and terminals with it) and make
         sure that nothing it started is left."""
@@ -185,6 +292,7 @@ def _clamp_cli(run: str, data: str, threshold: float, keep: str) -> str:
     return f"{100 * printed['fraction_clamped']:.1f}% of γ set to 0 -> test accuracy {printed['test_accuracy']:.2f}%"
 
 
+@needs_lab
 def test_chapter_7_runs_in_jupyterlab_and_its_slider_clamps_live(lab):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -197,6 +305,14 @@ def test_chapter_7_runs_in_jupyterlab_and_its_slider_clamps_live(lab):
     assert kernel == json.loads(before)["metadata"]["kernelspec"]["name"]  # the kernel the chapter names
     lab.run_all(600)
     assert lab.errors() == []
+    # as under papermill: the same parameters cell, the same printed results
+    papermilled = lab.home / "07-papermill.ipynb"
+    subprocess.run([sys.executable, "-m", "papermill", str(ROOT / chapter), str(papermilled), "-k", "python3",
+                    "--cwd", str(ROOT / "chapters"), "--no-progress-bar"], env={**os.environ, "BNLIB_PROFILE": "smoke"},
+                   capture_output=True, check=True)
+    expected = ["".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+                for cell in nbformat.read(papermilled, as_version=4).cells if cell.cell_type == "code"]
+    assert lab.printed() == expected and any(expected)
 
     def shown() -> str:
         texts = [e.text for e in lab.driver.find_elements(By.CSS_SELECTOR, ".widget-vbox .widget-output")]
@@ -246,6 +362,7 @@ def _tree(top: Path) -> dict[Path, tuple[int, int]]:
     return files
 
 
+@needs_lab
 def test_a_network_page_is_made_again_as_printed_from_a_jupyterlab_terminal(lab):
     from selenium.webdriver.common.by import By
 
