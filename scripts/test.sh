@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh  # also installs headless Chromium where it can (root, apt)
 # The chapters run under nbval in the smoke profile: synthetic data, tiny networks, seconds.
 export BNLIB_PROFILE=smoke
-# On every core (pytest-xdist), a file per worker at a time: a notebook's cells share one kernel
-# (nbval), and the tests that write in the clone share tests/test_browser.py.
-.venv/bin/python -m pytest -q -n "${BNLIB_TEST_WORKERS:-auto}" --dist loadfile tests --nbval-lax chapters "$@"
+# On every core (pytest-xdist), one worker more than cores: many tests wait on the processes they
+# start (kernels, Ray, a browser). tests/conftest.py keeps a notebook's cells, and the browser
+# tests, on one worker each, and gives each worker one torch thread.
+workers=${BNLIB_TEST_WORKERS:-$(( $(nproc) + 1 ))}
+.venv/bin/python -m pytest -q -n "$workers" tests --nbval-lax chapters "$@"

@@ -2,10 +2,46 @@ import os
 import shutil
 from pathlib import Path
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # the test command's workers (one per core): a thread each for torch, here and in the
+    # processes they start (CLIs, kernels, book builds), or their threads fight over the cores
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 import pytest
+import torch
 
 from bnlib import data
 from stores import write_store
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+
+def _scope(nodeid: str) -> str:
+    """What one worker runs from start to end: a notebook's cells share one kernel (nbval), and
+    the browser tests write in the clone and check what it holds; any other test alone."""
+    path = nodeid.split("::", 1)[0]
+    return path if path.endswith(".ipynb") or path == "tests/test_browser.py" else nodeid
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # pytest alone runs everything in order
+    pass
+else:
+    class _Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    def pytest_xdist_make_scheduler(config, log):
+        return _Scheduling(config, log)
+
+
+def pytest_collection_modifyitems(items):
+    """The longest first, so that no worker is left alone with them at the end: the browser
+    tests (a whole book build), then the Ray sweeps."""
+    items.sort(key=lambda item: {"test_browser.py": 0, "test_sweep.py": 1}.get(item.path.name, 2))
 
 
 @pytest.fixture(autouse=True, scope="session")
