@@ -19,10 +19,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 def _scope(nodeid: str) -> str:
-    """What one worker runs from start to end: a notebook's cells share one kernel (nbval), and
-    the browser tests write in the clone and check what it holds; any other test alone."""
+    """What one worker runs from start to end: a file (a notebook's cells share one kernel under
+    nbval, the browser tests write in the clone and check what it holds, and a module's fixtures
+    are made once), but the Ray sweeps' tests one by one (long, and sharing nothing)."""
     path = nodeid.split("::", 1)[0]
-    return path if path.endswith(".ipynb") or path == "tests/test_browser.py" else nodeid
+    return nodeid if path == "tests/test_sweep.py" else path
 
 
 try:
