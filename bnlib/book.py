@@ -423,7 +423,8 @@ def live_section(plan: Plan) -> None:
               f"own, then re-run this chapter with runs_dir='runs':\n  python -m bnlib train --model "
               f"{plan.case_study()} --trainable bn --epochs {plan.n_epochs} --data {plan.shown_data} --runs-dir runs")
     else:
-        print(f"Live: {shown(live)} (move the threshold; the accuracy is computed on the test set now)")
+        print(f"Live: {shown(live)} (move the threshold; the accuracy is computed on the test set now). "
+              "A static page leaves the widget's place blank.")
         display(clamping_explorer(plan, live))
     static = static_run(plan, runs)
     if static is None:
