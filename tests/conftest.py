@@ -3,7 +3,7 @@ import shutil
 from pathlib import Path
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # the test command's workers (one per core): a thread each for torch, here and in the
+    # the test command's workers (one more than cores): a thread each for torch, here and in the
     # processes they start (CLIs, kernels, book builds), or their threads fight over the cores
     os.environ["OMP_NUM_THREADS"] = "1"
 
