@@ -385,12 +385,11 @@ def live_run(plan: Plan, runs: pd.DataFrame) -> str | None:
 
 
 def static_run(plan: Plan, runs: pd.DataFrame) -> str | None:
-    """The run whose static slider chapter 7 shows: the live one, else the first of
-    :func:`_bn_only_runs` whose clamping curve is stored (a page built without its weights or
-    data still has the curves committed beside the runs)."""
-    return live_run(plan, runs) or next(
-        (str(run["run_dir"]) for run in _bn_only_runs(plan, runs) if not analysis.clamp_curve(run["run_dir"], None).empty),
-        None)
+    """The first of :func:`_bn_only_runs` whose clamping curve is stored: chapter 7's static
+    slider where no run is live (a page built without weights or data still has the curves
+    committed beside the runs)."""
+    return next((str(run["run_dir"]) for run in _bn_only_runs(plan, runs)
+                 if not analysis.clamp_curve(run["run_dir"], None).empty), None)
 
 
 def _evaluable_here(plan: Plan, run: pd.Series) -> bool:
@@ -426,7 +425,7 @@ def live_section(plan: Plan) -> None:
         print(f"Live: {shown(live)} (move the threshold; the accuracy is computed on the test set now). "
               "A static page leaves the widget's place blank.")
         display(clamping_explorer(plan, live))
-    static = static_run(plan, runs)
+    static = live or static_run(plan, runs)  # the live run's own static slider, where there is one
     if static is None:
         return
     run = with_labels(results.load(Path(static).parent))

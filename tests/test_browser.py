@@ -75,7 +75,7 @@ def rendered(page: Path, profile: Path) -> tuple[str, list[str]]:
     return dom[:found.start()] + dom[found.end():], wide
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_the_width_probe_finds_a_table_wider_than_the_column(tmp_path):
     cells = "".join(f"<td style='white-space: nowrap'>column number {i}</td>" for i in range(40))
     page = tmp_path / "page.html"
@@ -90,7 +90,7 @@ def test_the_width_probe_finds_a_table_wider_than_the_column(tmp_path):
     assert wide[1].startswith("output: word0")  # the scrolling output; the wrapped one and code pass
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_built_book_renders_a_plotly_figure(tmp_path):
     """Build the whole book (smoke profile, into a temporary folder) and let headless Chromium
     render the Figure 2 chapter: plotly.js must run offline and draw."""
