@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 from typing import Sequence
 
@@ -30,6 +32,7 @@ BINARISE_THRESHOLDS = (0.01,)
 CLAMP_COLUMNS = ["keep", "threshold", "fraction_clamped", "test_accuracy", "test_loss"]
 
 
+@functools.lru_cache(maxsize=None)
 def batchnorm_parameters(name: str) -> int:
     """The number of BatchNorm parameters (gamma and beta) of a network, Table 1's column."""
     return parameter_counts(build(name, device="meta"))["batchnorm"]

@@ -202,7 +202,7 @@ def conclusion_lines(source: Plan, figures: tuple[str, ...], ids: str = "") -> l
     whether it holds by the claim's rule; below the paper's epochs, said to be a hint."""
     from . import claims
 
-    board = claims.scoreboard(results.load(source.store))
+    board = claims.of_store(source.store)
     chosen = board["figure"].isin(figures) | (board["id"].str.contains(ids) if ids else False)
     lines = []
     for _, row in board[chosen & (board["holds"] != "not run")].iterrows():
@@ -223,7 +223,7 @@ def paper_vs_ours(plan: Plan, figures: tuple[str, ...], ids: str = "") -> pd.Dat
 
     boards = []
     for i, source in enumerate([plan, *other_scales(plan)]):
-        board = claims.scoreboard(results.load(source.store))
+        board = claims.of_store(source.store)
         board = board.assign(results=source.profile.name, order=range(len(board)), length=source.n_epochs)
         chosen = board["figure"].isin(figures) | (board["id"].str.contains(ids) if ids else False)
         answered = (board["holds"] != "not run") if i else True  # another scale: only what it ran
@@ -246,9 +246,9 @@ def scales_side_by_side(plan: Plan, ladder: str | Path | None = SCALE_RUNS_DIR) 
     from . import claims
 
     sources = [plan, *other_scales(plan)]
-    boards = {p.profile.name: claims.scoreboard(results.load(p.store)).set_index("id") for p in sources}
+    boards = {p.profile.name: claims.of_store(p.store).set_index("id") for p in sources}
     if ladder is not None and results.run_dirs(ladder):
-        boards["ladder"] = claims.scoreboard(results.load(ladder)).set_index("id")
+        boards["ladder"] = claims.of_store(ladder).set_index("id")
     first = boards[plan.profile.name]
     table = first[["claim", "quantity", "paper"]].copy()
     for name, board in boards.items():

@@ -238,6 +238,23 @@ def scoreboard(runs: pd.DataFrame, claims: pd.DataFrame | None = None) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+_BOARDS: dict[tuple, pd.DataFrame] = {}
+
+
+def of_store(store: str | Path) -> pd.DataFrame:
+    """:func:`scoreboard` of every claim from the runs of one store, computed again only when
+    the store changed (a run, a curve or γ and β added: :func:`bnlib.results.state`), since a
+    chapter asks for it in every section. The table is the caller's own copy."""
+    runs = results.load(store)  # warns of damaged runs at every call, as load does
+    key = results.state(store, (results.CONFIG, results.RESULT, results.METRICS, results.BATCHNORM,
+                                results.CLAMPING))
+    if key not in _BOARDS:
+        if len(_BOARDS) >= 16:
+            _BOARDS.pop(next(iter(_BOARDS)))
+        _BOARDS[key] = scoreboard(runs)
+    return _BOARDS[key].copy()
+
+
 def paper_values(quantity: str = "accuracy") -> pd.DataFrame:
     """What the paper states of one ``quantity`` (a column of claims.csv: ``accuracy``,
     ``gamma_frac_abs_below``, ...) for one network in one mode under the default

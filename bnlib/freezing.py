@@ -86,15 +86,25 @@ def canonical(spec: str, model: nn.Module) -> str:
     ``{conv}``, ...); the sorted trainable kinds say exactly which tensors train, so
     ``bn,shortcut,output`` and ``output,shortcut,gamma,bn`` address the same run.
     """
+    return _identity(spec, set(parameter_parts(model).values()))
+
+
+def _identity(spec: str, kinds) -> str:
     include, exclude = parse_trainable(spec)
-    kinds = {parts for parts in parameter_parts(model).values() if parts & include and not parts & exclude}
-    return ",".join(sorted("+".join(sorted(kind)) for kind in kinds)) or "none"
+    trained = {parts for parts in kinds if parts & include and not parts & exclude}
+    return ",".join(sorted("+".join(sorted(kind)) for kind in trained)) or "none"
+
+
+@functools.lru_cache(maxsize=None)
+def _part_kinds(model: str) -> frozenset[frozenset[str]]:
+    """The kinds of part sets of a network named by the registry: built once, on the meta device."""
+    return frozenset(parameter_parts(build(model, device="meta")).values())
 
 
 @functools.lru_cache(maxsize=None)
 def mode_identity(trainable: str, model: str) -> str:
-    """:func:`canonical` of a mode on a network named by the registry (built on the meta device)."""
-    return canonical(trainable, build(model, device="meta"))
+    """:func:`canonical` of a mode on a network named by the registry."""
+    return _identity(trainable, _part_kinds(model))
 
 
 def paper_label(trainable: str, model: str) -> str:

@@ -290,20 +290,45 @@ def _row(folder: Path) -> dict[str, Any]:
     return row
 
 
+def state(runs_dir: str | Path, files: tuple[str, ...] = (CONFIG, RESULT, METRICS)) -> tuple:
+    """What is read of a store, as stat() sees it: each run folder with the identity, size and
+    time of its ``files`` (by default those :func:`load` reads). Equal states give equal tables,
+    so a process reads an unchanged store once (a chapter asks for it many times)."""
+    def of(path: Path) -> tuple | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    return tuple((str(folder), *(of(folder / name) for name in files)) for folder in run_dirs(runs_dir))
+
+
+@functools.lru_cache(maxsize=16)
+def _read_store(store_state: tuple) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The table of a store in ``store_state`` (:func:`state`) and its warnings."""
+    rows, warnings = [], []
+    for folder, *_ in store_state:
+        try:
+            rows.append(_row(Path(folder)))
+        except Unreadable as error:
+            warnings.append(f"skipped run {Path(folder).name}: {error}")
+    # an empty store still has the columns, so that filters on them work
+    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*RunConfig().flat(), *EMPTY_COLUMNS])
+    return table, tuple(warnings)
+
+
 def load(runs_dir: str | Path) -> pd.DataFrame:
     """Every run under ``runs_dir``, one row each: its config fields, ``status``
     (complete, diverged, or incomplete for a run still training, interrupted or stopped),
     the final (or latest) epoch's metrics, and ``run_dir``. A run with a file that cannot be
-    read is left out with a warning naming the file and why: one bad file never
-    hides the rest (``python -m bnlib check`` lists them all)."""
-    rows = []
-    for folder in run_dirs(runs_dir):
-        try:
-            rows.append(_row(folder))
-        except Unreadable as error:
-            log.warning("skipped run %s: %s", folder.name, error)
-    # an empty store still has the columns, so that filters on them work
-    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*RunConfig().flat(), *EMPTY_COLUMNS])
+    read is left out with a warning naming the file and why, at every call: one bad file never
+    hides the rest (``python -m bnlib check`` lists them all). Read again only when the
+    store changed (:func:`state`); the table is the caller's own copy."""
+    table, warnings = _read_store(state(runs_dir))
+    for warning in warnings:
+        log.warning("%s", warning)
+    return table.copy()
 
 
 def find(runs_dir: str | Path, configs: Iterable[RunConfig], fingerprint: str | None = None,

@@ -109,7 +109,7 @@ def network(source: Plan, runs: pd.DataFrame) -> None:
         figures.clamping_lines(curves, both).show()
     from . import claims
 
-    board = claims.scoreboard(results.load(source.store))
+    board = claims.of_store(source.store)
     mine = claims.load_claims()
     about = board[board["id"].isin(set(mine.loc[mine["network"] == name, "id"]))]
     answered = about[about["holds"] != "not run"]

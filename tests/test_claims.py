@@ -2,6 +2,7 @@
 files (``tests/stores.py``), Figure 7's curves included."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -101,3 +102,25 @@ def test_each_tolerance_is_set_against_the_seeds_spread(store):
     assert abs(bn["seed range"] - (accuracies.max() - accuracies.min())) < 1e-6  # points, from the runs
     assert bn["tolerance wider than the range"] == ("yes" if 2.0 > bn["seed range"] else "no")
     assert "within" in bn["rule"] and not set(review["id"]) & set(claims.load_claims().query("holds_if != 'within'")["id"])
+
+
+def test_a_stores_scoreboard_is_computed_again_when_a_curve_or_run_changes(store, tmp_path, monkeypatch):
+    import shutil
+
+    copy = Path(shutil.copytree(store, tmp_path / "store"))
+    computed = []
+    real = claims.scoreboard
+    monkeypatch.setattr(claims, "scoreboard", lambda runs, *a: computed.append(len(runs)) or real(runs, *a))
+    board = claims.of_store(copy)
+    assert board.equals(real(results.load(copy)))
+    board.loc[0, "ours"] = -5.0  # the caller's own copy
+    assert claims.of_store(copy).equals(real(results.load(copy))) and len(computed) == 1
+
+    bn14 = results.load(copy).query("model == 'resnet-14' and trainable == 'bn'")["run_dir"]
+    for run_dir in bn14:
+        (Path(run_dir) / results.CLAMPING).unlink()  # Figure 7's curves gone: the claim has no answer
+    assert claims.of_store(copy).set_index("id").loc["binarize-bn-14", "holds"] == "not run"
+    assert len(computed) == 2
+    for run_dir in bn14:
+        shutil.rmtree(run_dir)  # the runs gone: ResNet-14 BN-only is not run
+    assert claims.of_store(copy).set_index("id").loc["bn-14", "holds"] == "not run"

@@ -261,3 +261,27 @@ def test_check_reads_the_lock_of_a_run_being_written(tmp_path, capsys):
         assert main(["check", str(tmp_path)]) == 0
         assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["training"] == 1
     assert check_states(tmp_path)[starting.name]["state"] == "unreadable"  # let go, and still empty
+
+
+def test_an_unchanged_store_is_read_once_and_a_changed_one_again(tmp_path, caplog, monkeypatch):
+    folders = [write_run(tmp_path, seed) for seed in range(2)]
+    reads = []
+    real_row = results._row
+    monkeypatch.setattr(results, "_row", lambda folder: reads.append(folder.name) or real_row(folder))
+    first = results.load(tmp_path)
+    first.loc[0, "test_accuracy"] = -1.0  # the caller's own copy: the next call does not see it
+    again = results.load(tmp_path)
+    assert len(reads) == 2 and -1.0 not in set(again["test_accuracy"]) and len(again) == 2  # read once
+
+    write_run(tmp_path, 2)  # a run added
+    assert sorted(results.load(tmp_path)["seed"]) == [0, 1, 2]
+    result = json.loads((folders[0] / results.RESULT).read_text())
+    results.write_json(folders[0] / results.RESULT, {**result, "test_accuracy": 12.5})  # a result rewritten
+    assert 12.5 in set(results.load(tmp_path)["test_accuracy"])
+    (folders[1] / results.CONFIG).write_text("")  # a file damaged: warned of at every call
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="bnlib"):
+            assert sorted(results.load(tmp_path)["seed"]) == [0, 2]
+        [warning] = [r.getMessage() for r in caplog.records]
+        assert str(folders[1] / results.CONFIG) in warning
